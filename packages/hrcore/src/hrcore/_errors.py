@@ -1,0 +1,32 @@
+"""Exceptions: one root, with usage errors kept apart from data and load failures."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hrcore._report import LoadReport
+
+
+class HrcoreError(Exception):
+    """Root of every error hrcore raises on purpose."""
+
+
+class UsageError(HrcoreError, ValueError):
+    """The caller asked for something invalid (bad batch size, unknown table...)."""
+
+
+class SourceNotFoundError(HrcoreError, FileNotFoundError):
+    """The file, folder, bucket or key to load does not exist or cannot be read."""
+
+
+class DatabaseError(HrcoreError):
+    """The database could not be reached or refused a statement."""
+
+
+class LoadFailedError(HrcoreError):
+    """A load stopped before it finished; its ledger entry is marked failed."""
+
+    def __init__(self, message: str, report: LoadReport) -> None:
+        super().__init__(message)
+        self.report = report

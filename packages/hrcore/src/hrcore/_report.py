@@ -1,0 +1,39 @@
+"""What a load tells: counts that always reconcile, and why rows were rejected."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Status = Literal["running", "succeeded", "failed"]
+
+
+class LoadReport(msgspec.Struct, kw_only=True):
+    """The outcome of loading one file into one table.
+
+    ``rows_read == rows_inserted + rows_updated + rows_unchanged + rows_rejected``
+    always holds; ``rejections`` counts rejected rows by reason (a row with two
+    reasons counts under both).
+    """
+
+    table: str
+    source: str
+    load_id: int
+    status: Status
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    rows_rejected: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    rejections: dict[str, int] = msgspec.field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def rows_written(self) -> int:
+        return self.rows_inserted + self.rows_updated + self.rows_unchanged
+
+    def to_dict(self) -> dict[str, object]:
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
