@@ -1,24 +1,42 @@
-"""The load ledger: one ``load_runs`` row per load, rejected rows beside it."""
+"""The load ledger: a ``load_runs`` row per load, ``load_batches`` per committed batch,
+``rejected_rows`` beside them."""
 
 from __future__ import annotations
 
-from hrcore._db import Connection, execute, scalar
+from hrcore._db import Connection, connect, execute, scalar
 from hrcore._report import LoadReport
+from hrcore._schema import STAGING_SCHEMA
 
-_COUNTS = "rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected, batches"
+COUNTS = ("rows_read", "rows_inserted", "rows_updated", "rows_unchanged", "rows_rejected")
 
 
-def reap_stale(conn: Connection) -> int:
-    """Mark failed the runs still ``running`` whose owning session is gone; return how many."""
-    rows = execute(
+def _drop_stage(conn: Connection, load_id: int) -> None:
+    execute(conn, f"DROP TABLE IF EXISTS {STAGING_SCHEMA}.stage_{load_id:d}")
+
+
+def _close(conn: Connection, load_id: int, error: str | None) -> None:
+    """Set status, end time and the batch totals of a load; drop its staging table."""
+    sums = ", ".join(f"{c} = coalesce((SELECT sum({c}) FROM load_batches b WHERE b.load_id = r.id), 0)" for c in COUNTS)
+    execute(
         conn,
-        """UPDATE load_runs SET status = 'failed', finished_at = now(),
-               error = coalesce(error, 'the loading session ended before the load finished')
-           WHERE status = 'running'
-             AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = load_runs.owner_pid)
-           RETURNING id""",
+        f"""UPDATE load_runs r SET status = $1, error = $2, finished_at = now(), {sums},
+               batches = (SELECT count(*) FROM load_batches b WHERE b.load_id = r.id)
+           WHERE id = $3""",
+        ("failed" if error else "succeeded", error, load_id),
     )
-    return len(rows)
+    _drop_stage(conn, load_id)
+
+
+def reap_stale(conn: Connection) -> list[int]:
+    """Mark failed the runs still ``running`` whose owning session is gone; return their ids."""
+    stale = execute(
+        conn,
+        """SELECT id FROM load_runs WHERE status = 'running'
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = load_runs.owner_pid)""",
+    )
+    for (load_id,) in stale:
+        _close(conn, load_id, "the loading session ended before the load finished")
+    return [load_id for (load_id,) in stale]
 
 
 def start(conn: Connection, table: str, source: str, identity: str, batch_size: int) -> int:
@@ -32,21 +50,23 @@ def start(conn: Connection, table: str, source: str, identity: str, batch_size: 
     return int(load_id)
 
 
-def finish(conn: Connection, load_id: int, error: str | None = None) -> None:
-    """Close a ledger entry: ``succeeded``, or ``failed`` with its error."""
-    status = "failed" if error else "succeeded"
-    execute(
-        conn,
-        "UPDATE load_runs SET status = $1, error = $2, finished_at = now() WHERE id = $3",
-        (status, error, load_id),
-    )
+def finish(conn: Connection, load_id: int) -> None:
+    """Close a load that went to the end: ``succeeded``."""
+    _close(conn, load_id, None)
+
+
+def fail(url: str, load_id: int, error: str) -> LoadReport:
+    """Close a load as ``failed``, on a fresh connection (the loading one may be dead)."""
+    with connect(url) as conn:
+        _close(conn, load_id, error)
+        return report(conn, load_id)
 
 
 def report(conn: Connection, load_id: int) -> LoadReport:
     """The report of a load as the ledger holds it."""
     rows = execute(
         conn,
-        f"""SELECT table_name, source, status, {_COUNTS}, error,
+        f"""SELECT table_name, source, status, {", ".join(COUNTS)}, batches, error,
                    extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8
             FROM load_runs WHERE id = $1""",
         (load_id,),

@@ -1,19 +1,22 @@
 """Loading one CSV file into one table: stage, resolve duplicates, upsert in batches.
 
 1. The file is read as lines, validated in Polars and streamed, good and bad rows
-   alike, into a temporary staging table with one ``COPY`` (ADBC ingest of a
+   alike, into an unlogged staging table with one ``COPY`` (ADBC ingest of a
    RecordBatchReader), each row tagged with its batch number; memory stays bounded.
-2. Among the valid rows, earlier rows whose id comes again are marked ``duplicate_id``.
+2. Among the valid rows, each earlier row whose id comes again is marked ``duplicate_id``.
 3. Each batch is one statement, hence one transaction: it records the batch's
-   rejected rows, upserts its valid rows, and adds its counts to the ledger, so
-   the ledger always agrees with the table.
+   rejected rows, upserts its valid rows and writes its counts to ``load_batches``,
+   so the ledger always agrees with the table. A few connections write batches
+   side by side, since foreign-key checks keep one server process busy.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,23 +25,24 @@ import polars as pl
 import pyarrow as pa
 
 from hrcore import _ledger, _sources
-from hrcore._db import Connection, connect, execute, redact
-from hrcore._errors import DatabaseError, LoadFailedError, UsageError
+from hrcore._db import Connection, connect, database_url, execute, redact
+from hrcore._duplicates import RepeatedIds
+from hrcore._errors import LoadFailedError, UsageError
 from hrcore._report import LoadReport
-from hrcore._schema import init_schema
+from hrcore._schema import STAGING_SCHEMA, init_schema
 from hrcore._specs import TABLES, TableSpec, get_table
 from hrcore._validate import validate
 
 MIN_BATCH_SIZE, MAX_BATCH_SIZE = 1, 1000
 READ_CHUNK_LINES = 100_000  # lines validated at a time while staging
-STAGE = "pg_temp.hrcore_stage"
+WRITERS = 2  # connections writing batches at once
 
 _ARROW_TYPES = {"id": pa.int32(), "text": pa.string(), "datetime": pa.timestamp("us", tz="UTC")}
 
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Where a load is: ``phase`` ``read`` counts rows staged, ``write`` rows committed."""
+    """Where a load is: phase ``read`` counts rows staged, ``write`` rows committed."""
 
     table: str
     phase: Literal["read", "write"]
@@ -60,6 +64,10 @@ def check_batch_size(batch_size: int) -> int:
     return batch_size
 
 
+def stage_table(load_id: int) -> str:
+    return f"{STAGING_SCHEMA}.stage_{load_id:d}"
+
+
 def _stage_schema(spec: TableSpec) -> pa.Schema:
     fields = [
         pa.field("line", pa.int64()),
@@ -71,15 +79,15 @@ def _stage_schema(spec: TableSpec) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _stage_ddl(spec: TableSpec) -> str:
+def _stage_ddl(spec: TableSpec, stage: str) -> str:
     columns = ", ".join(f"{c.name} {c.sql_type}" for c in spec.columns)
     return (
-        f"CREATE TEMP TABLE hrcore_stage (line bigint, batch integer, raw text, reasons text, "
-        f"{columns})"
+        f"CREATE UNLOGGED TABLE {stage} "
+        f"(line bigint, batch integer, raw text, reasons text, {columns})"
     )
 
 
-def _batch_sql(spec: TableSpec, load_id: int, batch: int) -> str:
+def _batch_sql(spec: TableSpec, stage: str, load_id: int, batch: int) -> str:
     """One batch as one statement: rejected rows, upsert, ledger counts, atomically."""
     cols = ", ".join(spec.column_names)
     values = spec.value_columns
@@ -88,7 +96,7 @@ def _batch_sql(spec: TableSpec, load_id: int, batch: int) -> str:
     incoming = ", ".join(f"excluded.{c}" for c in values)
     return f"""
 WITH batch AS MATERIALIZED (
-    SELECT * FROM {STAGE} WHERE batch = {batch:d}
+    SELECT * FROM {stage} WHERE batch = {batch:d}
 ), rejected AS (
     INSERT INTO rejected_rows (load_id, line_number, raw, reasons)
     SELECT {load_id:d}, line, raw, string_to_array(reasons, ',') FROM batch
@@ -101,25 +109,24 @@ WITH batch AS MATERIALIZED (
     WHERE ({current}, NULL) IS DISTINCT FROM ({incoming}, NULL)
     RETURNING (xmax = 0) AS inserted
 )
-UPDATE load_runs SET
-    rows_read = rows_read + (SELECT count(*) FROM batch),
-    rows_rejected = rows_rejected + (SELECT count(*) FROM rejected),
-    rows_inserted = rows_inserted + (SELECT count(*) FROM written WHERE inserted),
-    rows_updated = rows_updated + (SELECT count(*) FROM written WHERE NOT inserted),
-    rows_unchanged = rows_unchanged
-        + (SELECT count(*) FROM batch WHERE reasons IS NULL) - (SELECT count(*) FROM written),
-    batches = batches + 1
-WHERE id = {load_id:d}
+INSERT INTO load_batches
+    (load_id, batch, rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected)
+SELECT {load_id:d}, {batch:d}, (SELECT count(*) FROM batch),
+    (SELECT count(*) FROM written WHERE inserted),
+    (SELECT count(*) FROM written WHERE NOT inserted),
+    (SELECT count(*) FROM batch WHERE reasons IS NULL) - (SELECT count(*) FROM written),
+    (SELECT count(*) FROM rejected)
 RETURNING rows_read"""
 
 
-def _mark_duplicates_sql() -> str:
-    """Among valid staged rows, every row whose id comes again later is a duplicate."""
+def _mark_duplicates_sql(stage: str, ids: set[int]) -> str:
+    """Of the valid staged rows with a repeated id, all but the last become duplicates."""
+    id_list = ",".join(str(int(i)) for i in sorted(ids))
     return f"""
-UPDATE {STAGE} AS s SET reasons = 'duplicate_id'
+UPDATE {stage} AS s SET reasons = 'duplicate_id'
 FROM (
-    SELECT id, max(line) AS last_line FROM {STAGE}
-    WHERE reasons IS NULL GROUP BY id HAVING count(*) > 1
+    SELECT id, max(line) AS last_line FROM {stage}
+    WHERE reasons IS NULL AND id IN ({id_list}) GROUP BY id
 ) AS d
 WHERE s.id = d.id AND s.reasons IS NULL AND s.line < d.last_line"""
 
@@ -130,7 +137,9 @@ def _reference_ids(conn: Connection, spec: TableSpec) -> dict[str, pl.Series]:
         assert column.references is not None
         with conn.cursor() as cur:
             cur.execute(f"SELECT id FROM {column.references}")
-            refs[column.references] = pl.from_arrow(cur.fetch_arrow_table())["id"]  # type: ignore[index]
+            frame = pl.from_arrow(cur.fetch_arrow_table())
+        assert isinstance(frame, pl.DataFrame)
+        refs[column.references] = frame["id"]
     return refs
 
 
@@ -149,6 +158,7 @@ class _Stager:
         self.batch_size, self.progress = batch_size, progress
         self.schema = _stage_schema(spec)
         self.rows = 0
+        self.ids = RepeatedIds()
         self.error: BaseException | None = None
 
     def batches(self) -> Iterator[pa.RecordBatch]:
@@ -157,12 +167,13 @@ class _Stager:
             for chunk in lines.collect_batches(chunk_size=READ_CHUNK_LINES):
                 if chunk.height == 0:
                     continue
-                checked = validate(chunk, self.spec, self.refs).with_columns(
-                    batch=(pl.int_range(self.rows, self.rows + chunk.height) // self.batch_size)
+                numbered = chunk.with_columns(
+                    batch=pl.int_range(self.rows, self.rows + chunk.height) // self.batch_size
                 )
+                checked = validate(numbered, self.spec, self.refs)
+                self.ids.add(checked.filter(pl.col("reasons").is_null())[self.spec.key])
                 self.rows += chunk.height
-                table = checked.select(self.schema.names).to_arrow().cast(self.schema)
-                yield from table.to_batches()
+                yield from checked.select(self.schema.names).to_arrow().cast(self.schema).to_batches()
                 if self.progress:
                     self.progress(Progress(self.spec.name, "read", self.rows, None))
         except BaseException as exc:  # kept: the driver would only see a failed stream
@@ -173,50 +184,64 @@ class _Stager:
         return pa.RecordBatchReader.from_batches(self.schema, self.batches())
 
 
-def _stage(conn: Connection, stager: _Stager) -> None:
-    execute(conn, f"DROP TABLE IF EXISTS {STAGE}")
-    execute(conn, _stage_ddl(stager.spec))
+def _stage(conn: Connection, stage: str, stager: _Stager) -> None:
+    execute(conn, _stage_ddl(stager.spec, stage))
+    schema, table = stage.split(".")
     try:
         with conn.cursor() as cur:
-            cur.adbc_ingest("hrcore_stage", stager.reader(), mode="append", temporary=True)
+            cur.adbc_ingest(table, stager.reader(), mode="append", db_schema_name=schema)
     except adbc.Error:
         if stager.error is not None:
             raise stager.error from None
         raise
-    execute(conn, _mark_duplicates_sql())
-    execute(conn, f"CREATE INDEX ON {STAGE} (batch)")
-    execute(conn, f"ANALYZE {STAGE}")
+    if stager.ids.repeated:
+        execute(conn, _mark_duplicates_sql(stage, stager.ids.repeated))
+    execute(conn, f"CREATE INDEX ON {stage} (batch)")
+    execute(conn, f"ANALYZE {stage}")
 
 
-def _source_label(source: _sources.SourceFile) -> str:
-    return source.uri
-
-
-def _run(
-    conn: Connection,
+def _write_batches(
+    url: str,
     spec: TableSpec,
-    source: _sources.SourceFile,
+    stage: str,
     load_id: int,
+    rows: int,
     batch_size: int,
+    writers: int,
     progress: ProgressCallback | None,
 ) -> None:
-    stager = _Stager(spec, source, _reference_ids(conn, spec), batch_size, progress)
-    _stage(conn, stager)
-    n_batches = -(-stager.rows // batch_size)
-    for batch in range(n_batches):
-        with conn.cursor() as cur:
-            cur.execute(_batch_sql(spec, load_id, batch))
-            (done,) = cur.fetchone() or (0,)
-        if progress:
-            progress(Progress(spec.name, "write", int(done), stager.rows))
-    execute(conn, f"DROP TABLE IF EXISTS {STAGE}")
+    """Commit every batch, each in its own transaction, over ``writers`` connections."""
+    n_batches = -(-rows // batch_size)
+    stop = threading.Event()
+    lock = threading.Lock()
+    done = [0]
+
+    def write(first: int) -> None:
+        with connect(url) as conn:
+            for batch in range(first, n_batches, writers):
+                if stop.is_set():
+                    return
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(_batch_sql(spec, stage, load_id, batch))
+                        (count,) = cur.fetchone() or (0,)
+                except BaseException:
+                    stop.set()
+                    raise
+                with lock:
+                    done[0] += int(count)
+                    if progress:
+                        progress(Progress(spec.name, "write", done[0], rows))
+
+    workers = max(1, min(writers, n_batches))
+    with ThreadPoolExecutor(workers, thread_name_prefix="hrcore-writer") as pool:
+        for future in [pool.submit(write, k) for k in range(workers)]:
+            future.result()
 
 
-def _fail(url: str, load_id: int, error: str) -> LoadReport:
-    """Mark a load failed on a fresh connection (the loading one may be dead)."""
-    with connect(url) as conn:
-        _ledger.finish(conn, load_id, error)
-        return _ledger.report(conn, load_id)
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return redact(text.splitlines()[0]) if text else type(exc).__name__
 
 
 def load(
@@ -226,6 +251,7 @@ def load(
     batch_size: int = 1000,
     database_url: str | None = None,
     progress: ProgressCallback | None = None,
+    writers: int = WRITERS,
 ) -> LoadReport:
     """Load one CSV file into its table: validated, upserted by id, one transaction per batch.
 
@@ -240,33 +266,33 @@ def load(
     if spec is None:
         raise UsageError(f"cannot tell which table {os.fspath(location)!r} is for: pass table=")
     src = _sources.resolve(location, spec)
-    from hrcore._db import database_url as resolve_url
-
-    url = resolve_url(database_url)
+    url = _resolve_url(database_url)
     started = time.perf_counter()
     with connect(url) as conn:
         init_schema(conn)
         _ledger.reap_stale(conn)
         # two loaders of the same file take turns; the second then finds nothing to change
         execute(conn, "SELECT pg_advisory_lock(hashtextextended($1, 0))", (f"{spec.name}:{src.uri}",))
-        load_id = _ledger.start(conn, spec.name, _source_label(src), src.identity, batch_size)
+        load_id = _ledger.start(conn, spec.name, src.uri, src.identity, batch_size)
+        stage = stage_table(load_id)
         try:
-            _run(conn, spec, src, load_id, batch_size, progress)
+            stager = _Stager(spec, src, _reference_ids(conn, spec), batch_size, progress)
+            _stage(conn, stage, stager)
+            _write_batches(url, spec, stage, load_id, stager.rows, batch_size, writers, progress)
             _ledger.finish(conn, load_id)
             report = _ledger.report(conn, load_id)
         except Exception as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            try:
-                report = _fail(url, load_id, message)
-            except DatabaseError:
-                report = LoadReport(table=spec.name, source=src.uri, load_id=load_id, status="failed")
+            report = _ledger.fail(url, load_id, _first_line(exc))
             report.seconds = round(time.perf_counter() - started, 3)
             raise LoadFailedError(
-                f"loading {spec.name} from {src.uri} failed: {redact(message)}", report
+                f"loading {spec.name} from {src.uri} failed: {_first_line(exc)}", report
             ) from exc
         execute(conn, "SELECT pg_advisory_unlock_all()")
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+_resolve_url = database_url
 
 
 def load_all(

@@ -32,9 +32,22 @@ LEDGER_DDL = (
     reasons text[] NOT NULL,
     PRIMARY KEY (load_id, line_number)
 )""",
+    """CREATE TABLE IF NOT EXISTS load_batches (
+    load_id bigint NOT NULL REFERENCES load_runs (id) ON DELETE CASCADE,
+    batch integer NOT NULL,
+    rows_read integer NOT NULL,
+    rows_inserted integer NOT NULL,
+    rows_updated integer NOT NULL,
+    rows_unchanged integer NOT NULL,
+    rows_rejected integer NOT NULL,
+    committed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (load_id, batch)
+)""",
+    "CREATE SCHEMA IF NOT EXISTS hrcore_staging",
     "CREATE INDEX IF NOT EXISTS load_runs_status ON load_runs (status) WHERE status = 'running'",
 )
 
+STAGING_SCHEMA = "hrcore_staging"  # unlogged tables of rows being loaded, one per load
 _SCHEMA_LOCK = 0x68726330  # advisory lock key: concurrent first runs create the schema once
 
 

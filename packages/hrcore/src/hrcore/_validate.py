@@ -40,89 +40,129 @@ def _split_quoted(text: str) -> list[str] | None:
         return None
 
 
-def _split_fields(lines: pl.DataFrame) -> pl.DataFrame:
-    """Add ``fields`` (list of str): a plain split for most lines, csv rules when quoted."""
+def _field_names(n: int) -> list[str]:
+    return [f"f{i}" for i in range(n)]
+
+
+def _split_fields(lines: pl.DataFrame, n: int) -> pl.DataFrame:
+    """Add ``n_fields`` and fields ``f0``..``f{n-1}`` (null past the end of a short line).
+
+    Most lines split on commas in Polars; the few that hold quotes go through the
+    csv module. ``n_fields`` is null when a line's quoting is broken.
+    """
+    names = _field_names(n)
     quoted = pl.col("text").str.contains('"', literal=True)
-    plain = lines.filter(~quoted).with_columns(fields=pl.col("text").str.split(","))
+    plain = lines.filter(~quoted).with_columns(
+        n_fields=pl.col("text").str.count_matches(",", literal=True).cast(pl.Int32) + 1,
+        parts=pl.col("text").str.split_exact(",", n - 1),
+    )
+    plain = plain.unnest("parts").rename(dict(zip(plain["parts"].struct.fields, names, strict=True)))
     with_quotes = lines.filter(quoted)
     if with_quotes.height == 0:
         return plain
+    split = [_split_quoted(t) for t in with_quotes["text"]]
+    padded = [(s or []) + [None] * (n - len(s or [])) for s in split]
     parsed = with_quotes.with_columns(
-        fields=pl.Series([_split_quoted(t) for t in with_quotes["text"]], dtype=pl.List(pl.String))
+        pl.Series("n_fields", [None if s is None else len(s) for s in split], dtype=pl.Int32),
+        *(pl.Series(name, [p[i] for p in padded], dtype=pl.String) for i, name in enumerate(names)),
     )
-    return pl.concat([plain, parsed]).sort("line")
+    return pl.concat([plain, parsed], how="diagonal_relaxed")
 
 
-def _reason(condition: pl.Expr, reason: str) -> pl.Expr:
-    return pl.when(condition).then(pl.lit(reason))
+def _parse_datetimes(values: pl.Series) -> pl.Series:
+    """ISO 8601 with a zone to UTC; null when not such a datetime or not a real one.
+
+    The common ``2021-07-27T16:02:08Z`` shape takes a fast fixed format; only the
+    other values (offsets, fractions, mistakes) go through the general parse.
+    """
+    fast = pl.select(
+        pl.when(values.str.len_bytes() == 20)
+        .then(values.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%SZ", strict=False))
+        .dt.replace_time_zone("UTC")
+    ).to_series()
+    rest = (fast.is_null() & values.is_not_null() & (values != "")).arg_true()
+    if rest.len() == 0:
+        return fast
+    others = values.gather(rest)
+    general = pl.select(
+        pl.when(others.str.contains(_ISO_DATETIME))
+        .then(others.str.replace("Z$", "+00:00"))
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", time_zone="UTC", time_unit="us", strict=False)
+    ).to_series()
+    general = general.set(general.dt.year() < 1, None)  # type: ignore[arg-type]
+    return fast.scatter(rest, general)
 
 
-def _column_rules(
-    column: Column, value: pl.Expr, refs: Mapping[str, pl.Series]
-) -> tuple[pl.Expr, list[pl.Expr]]:
-    """The typed value of one field and the reasons it may fail, as expressions."""
-    missing = value.is_null() | (value == "")
-    reasons = [_reason(missing, "missing_field")]
+def _typed(column: Column, value: pl.Expr) -> pl.Expr:
+    """The field's value as its column type; null when it does not convert."""
     if column.kind == "text":
-        return value, reasons
+        return value
     if column.kind == "datetime":
-        well_formed = value.str.contains(_ISO_DATETIME)
-        parsed = (
-            pl.when(well_formed)
-            .then(value.str.replace("Z$", "+00:00"))
-            .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", time_zone="UTC", time_unit="us", strict=False)
-        )
-        bad = ~missing & (parsed.is_null() | (parsed.dt.year() < 1))
-        return parsed, [*reasons, _reason(bad, "bad_datetime")]
-    # an id: an integer from 1 to MAX_ID
-    is_integer = value.str.contains(_INTEGER)
+        return value.map_batches(_parse_datetimes, return_dtype=pl.Datetime("us", "UTC"))
     number = value.str.to_integer(strict=False)
-    in_range = number.is_between(1, MAX_ID)
-    typed = pl.when(is_integer & in_range).then(number).cast(pl.Int32)
-    reasons += [
-        _reason(~missing & ~is_integer, "bad_integer"),
-        _reason(is_integer & ~in_range.fill_null(False), "id_out_of_range"),
-    ]
+    return pl.when(number.is_between(1, MAX_ID)).then(number).cast(pl.Int32)
+
+
+def _rules(
+    column: Column, value: pl.Expr, typed: pl.Expr, refs: Mapping[str, pl.Series]
+) -> dict[str, pl.Expr]:
+    """Per reason, when the field (stripped ``value``, converted ``typed``) fails it."""
+    missing = value.is_null() | (value == "")
+    if column.kind == "text":
+        return {"missing_field": missing}
+    if column.kind == "datetime":
+        return {"missing_field": missing, "bad_datetime": ~missing & typed.is_null()}
+    is_integer = value.str.contains(_INTEGER)
+    rules = {
+        "missing_field": missing,
+        "bad_integer": ~missing & ~is_integer,
+        "id_out_of_range": is_integer & typed.is_null(),
+    }
     if column.references is not None:
         known = refs[column.references]
-        reasons.append(_reason(typed.is_not_null() & ~typed.is_in(known), column.unknown_reason))
-    return typed, reasons
+        rules[column.unknown_reason] = typed.is_not_null() & ~typed.is_in(known.implode())
+    return rules
 
 
 def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]) -> pl.DataFrame:
     """Check raw lines against the spec's rules.
 
-    ``lines`` has ``line`` (1-based line number) and ``text``; ``refs`` maps each
-    referenced table to the ids it holds. The result has ``line``, ``raw``, one
-    typed column per spec column and ``reasons`` (comma-joined, null when valid).
+    ``lines`` has ``line`` (1-based line number) and ``text``, and may carry other
+    columns through; ``refs`` maps each referenced table to the ids it holds. The
+    result has ``line``, ``raw``, one typed column per spec column, ``reasons``
+    (comma-joined in :data:`REASONS` order, null when valid) and the carried columns.
     """
-    framed = _split_fields(lines)
-    fields = pl.col("fields")
-    encoding_bad = pl.col("text").str.contains(_REPLACEMENT_CHAR, literal=True)
-    quoting_bad = fields.is_null()
-    count_bad = ~quoting_bad & (fields.list.len() != len(spec.columns))
-    shape_bad = encoding_bad | quoting_bad | count_bad
-
-    typed: list[pl.Expr] = []
-    field_reasons: list[pl.Expr] = []
-    for i, column in enumerate(spec.columns):
-        value = fields.list.get(i, null_on_oob=True).str.strip_chars()
-        expr, reasons = _column_rules(column, value, refs)
-        typed.append(expr.alias(column.name))
-        field_reasons += reasons
-
-    shape_reasons = [
-        _reason(encoding_bad, "encoding"),
-        _reason(quoting_bad, "bad_quoting"),
-        _reason(count_bad, "field_count"),
-    ]
-    all_reasons = pl.concat_list(
-        [*shape_reasons, *(pl.when(~shape_bad).then(r) for r in field_reasons)]
-    ).list.drop_nulls()
-    joined = pl.when(all_reasons.list.len() > 0).then(all_reasons.list.unique(maintain_order=True).list.join(","))
+    carried = [c for c in lines.columns if c not in ("line", "text")]
+    stripped = [f"v{i}" for i in range(len(spec.columns))]
+    framed = (
+        _split_fields(lines, len(spec.columns))
+        .lazy()
+        .with_columns(pl.col(f"f{i}").str.strip_chars().alias(v) for i, v in enumerate(stripped))
+        .with_columns(
+            _typed(c, pl.col(v)).alias(c.name) for c, v in zip(spec.columns, stripped, strict=True)
+        )
+    )
+    n_fields = pl.col("n_fields")
+    shape_bad = {
+        "encoding": pl.col("text").str.contains(_REPLACEMENT_CHAR, literal=True),
+        "bad_quoting": n_fields.is_null(),
+        "field_count": n_fields != len(spec.columns),
+    }
+    shape_ok = ~pl.any_horizontal(*shape_bad.values())
+    field_bad: dict[str, list[pl.Expr]] = {}
+    for column, v in zip(spec.columns, stripped, strict=True):
+        for reason, condition in _rules(column, pl.col(v), pl.col(column.name), refs).items():
+            field_bad.setdefault(reason, []).append(condition)
+    conditions = {**shape_bad, **{r: shape_ok & pl.any_horizontal(c) for r, c in field_bad.items()}}
+    reasons = pl.concat_str(
+        [pl.when(conditions[r]).then(pl.lit(r)) for r in REASONS if r in conditions],
+        separator=",",
+        ignore_nulls=True,
+    )
     return framed.select(
         pl.col("line").cast(pl.Int64),
         pl.col("text").alias("raw"),
-        *typed,
-        joined.alias("reasons"),
-    )
+        *spec.column_names,
+        pl.when(reasons != "").then(reasons).alias("reasons"),
+        *carried,
+    ).collect()
