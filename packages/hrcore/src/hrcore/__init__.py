@@ -1,6 +1,6 @@
 """hrcore: move HR CSV files (departments, jobs, hired employees) into PostgreSQL.
 
-    report = hrcore.load("s3://bucket/hired_employees.csv", table="hired_employees")
+report = hrcore.load("s3://bucket/hired_employees.csv", table="hired_employees")
 """
 
 from hrcore._db import connect, database_url

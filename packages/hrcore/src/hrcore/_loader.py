@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
@@ -69,7 +69,7 @@ def stage_table(load_id: int) -> str:
 
 
 def _stage_schema(spec: TableSpec) -> pa.Schema:
-    fields = [
+    fields: list[pa.Field[Any]] = [
         pa.field("line", pa.int64()),
         pa.field("batch", pa.int32()),
         pa.field("raw", pa.string()),
@@ -173,7 +173,9 @@ class _Stager:
                 checked = validate(numbered, self.spec, self.refs)
                 self.ids.add(checked.filter(pl.col("reasons").is_null())[self.spec.key])
                 self.rows += chunk.height
-                yield from checked.select(self.schema.names).to_arrow().cast(self.schema).to_batches()
+                yield from (
+                    checked.select(self.schema.names).to_arrow().cast(self.schema).to_batches()
+                )
                 if self.progress:
                     self.progress(Progress(self.spec.name, "read", self.rows, None))
         except BaseException as exc:  # kept: the driver would only see a failed stream
@@ -201,6 +203,7 @@ def _stage(conn: Connection, stage: str, stager: _Stager) -> None:
 
 
 def _write_batches(
+    conn: Connection,
     url: str,
     spec: TableSpec,
     stage: str,
@@ -210,32 +213,44 @@ def _write_batches(
     writers: int,
     progress: ProgressCallback | None,
 ) -> None:
-    """Commit every batch, each in its own transaction, over ``writers`` connections."""
+    """Commit every batch, each in its own transaction.
+
+    Writer k takes every ``writers``-th batch from batch k; the first writer uses
+    the loading connection, the others their own. The first error stops them all.
+    """
     n_batches = -(-rows // batch_size)
+    workers = max(1, min(writers, n_batches))
     stop = threading.Event()
     lock = threading.Lock()
     done = [0]
 
-    def write(first: int) -> None:
-        with connect(url) as conn:
-            for batch in range(first, n_batches, writers):
-                if stop.is_set():
-                    return
-                try:
-                    with conn.cursor() as cur:
-                        cur.execute(_batch_sql(spec, stage, load_id, batch))
-                        (count,) = cur.fetchone() or (0,)
-                except BaseException:
-                    stop.set()
-                    raise
-                with lock:
-                    done[0] += int(count)
-                    if progress:
-                        progress(Progress(spec.name, "write", done[0], rows))
+    def write(on: Connection, first: int) -> None:
+        for batch in range(first, n_batches, workers):
+            if stop.is_set():
+                return
+            try:
+                with on.cursor() as cur:
+                    cur.execute(_batch_sql(spec, stage, load_id, batch))
+                    (count,) = cur.fetchone() or (0,)
+            except BaseException:
+                stop.set()
+                raise
+            with lock:
+                done[0] += int(count)
+                if progress:
+                    progress(Progress(spec.name, "write", done[0], rows))
 
-    workers = max(1, min(writers, n_batches))
+    def write_on_own_connection(first: int) -> None:
+        with connect(url) as own:
+            write(own, first)
+
+    if workers == 1:
+        write(conn, 0)
+        return
     with ThreadPoolExecutor(workers, thread_name_prefix="hrcore-writer") as pool:
-        for future in [pool.submit(write, k) for k in range(workers)]:
+        futures = [pool.submit(write, conn, 0)]
+        futures += [pool.submit(write_on_own_connection, k) for k in range(1, workers)]
+        for future in futures:
             future.result()
 
 
@@ -272,13 +287,17 @@ def load(
         init_schema(conn)
         _ledger.reap_stale(conn)
         # two loaders of the same file take turns; the second then finds nothing to change
-        execute(conn, "SELECT pg_advisory_lock(hashtextextended($1, 0))", (f"{spec.name}:{src.uri}",))
+        execute(
+            conn, "SELECT pg_advisory_lock(hashtextextended($1, 0))", (f"{spec.name}:{src.uri}",)
+        )
         load_id = _ledger.start(conn, spec.name, src.uri, src.identity, batch_size)
         stage = stage_table(load_id)
         try:
             stager = _Stager(spec, src, _reference_ids(conn, spec), batch_size, progress)
             _stage(conn, stage, stager)
-            _write_batches(url, spec, stage, load_id, stager.rows, batch_size, writers, progress)
+            _write_batches(
+                conn, url, spec, stage, load_id, stager.rows, batch_size, writers, progress
+            )
             _ledger.finish(conn, load_id)
             report = _ledger.report(conn, load_id)
         except Exception as exc:
@@ -307,7 +326,9 @@ def load_all(
     check_batch_size(batch_size)
     wanted = {get_table(t).name for t in tables} if tables else set(TABLES)
     return [
-        load(source, table=name, batch_size=batch_size, database_url=database_url, progress=progress)
+        load(
+            source, table=name, batch_size=batch_size, database_url=database_url, progress=progress
+        )
         for name in TABLES
         if name in wanted
     ]

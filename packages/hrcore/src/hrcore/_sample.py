@@ -48,14 +48,20 @@ def _write_rows(path: Path, frame: pl.DataFrame, *, append: bool = False) -> Non
         f.write(data)
 
 
-def _employees(start: int, n: int, rng: np.random.Generator, dirty: float, all_kinds: bool) -> pl.DataFrame:
+def _employees(
+    start: int, n: int, rng: np.random.Generator, dirty: float, all_kinds: bool
+) -> pl.DataFrame:
     ids = np.arange(start, start + n)
     seconds = _EPOCH_2020 + rng.integers(0, 3 * _YEAR_SECONDS, n)  # 2020 to 2022
     frame = pl.DataFrame(
         {
             "id": ids.astype(str),
-            "name": [f"{_FIRST[a]} {_LAST[b]}" for a, b in rng.integers(0, [len(_FIRST), len(_LAST)], (n, 2))],
-            "datetime": pl.Series(seconds * 1_000_000).cast(pl.Datetime("us", "UTC"))
+            "name": [
+                f"{_FIRST[a]} {_LAST[b]}"
+                for a, b in rng.integers(0, [len(_FIRST), len(_LAST)], (n, 2))
+            ],
+            "datetime": pl.Series(seconds * 1_000_000)
+            .cast(pl.Datetime("us", "UTC"))
             .dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "department_id": rng.integers(1, len(DEPARTMENTS) + 1, n).astype(str),
             "job_id": rng.integers(1, len(JOBS) + 1, n).astype(str),
@@ -120,5 +126,7 @@ def write_sample(
     paths["hired_employees"].write_bytes(b"")
     for start in range(1, rows + 1, _CHUNK):
         n = min(_CHUNK, rows + 1 - start)
-        _write_rows(paths["hired_employees"], _employees(start, n, rng, dirty, all_kinds), append=True)
+        _write_rows(
+            paths["hired_employees"], _employees(start, n, rng, dirty, all_kinds), append=True
+        )
     return paths

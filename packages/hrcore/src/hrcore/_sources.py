@@ -77,6 +77,8 @@ def _local_path(source: str | os.PathLike[str]) -> Path:
 
 def _resolve_local(source: str | os.PathLike[str], spec: TableSpec) -> SourceFile:
     path = _local_path(source)
+    if not path.exists():
+        raise SourceNotFoundError(f"no such file or folder: {path}")
     if path.is_dir():
         path = path / spec.file_name
     if not path.is_file():

@@ -59,9 +59,7 @@ class TableSpec:
         """Idempotent CREATE TABLE with primary key and foreign keys."""
         lines = [f"{c.name} {c.sql_type} NOT NULL" for c in self.columns]
         lines[0] += " PRIMARY KEY"
-        lines += [
-            f"FOREIGN KEY ({c.name}) REFERENCES {c.references} (id)" for c in self.references
-        ]
+        lines += [f"FOREIGN KEY ({c.name}) REFERENCES {c.references} (id)" for c in self.references]
         body = ",\n    ".join(lines)
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {body}\n)"
 

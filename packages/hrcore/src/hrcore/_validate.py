@@ -28,7 +28,10 @@ REASONS = (
 )
 
 _INTEGER = r"^[+-]?[0-9]+$"
-_ISO_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})$"
+_ISO_DATETIME = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"  # date and time
+    r"(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})$"  # fraction, zone
+)
 _REPLACEMENT_CHAR = "\ufffd"  # what the lossy UTF-8 reader puts in place of bad bytes
 
 
@@ -56,7 +59,9 @@ def _split_fields(lines: pl.DataFrame, n: int) -> pl.DataFrame:
         n_fields=pl.col("text").str.count_matches(",", literal=True).cast(pl.Int32) + 1,
         parts=pl.col("text").str.split_exact(",", n - 1),
     )
-    plain = plain.unnest("parts").rename(dict(zip(plain["parts"].struct.fields, names, strict=True)))
+    plain = plain.unnest("parts").rename(
+        dict(zip(plain["parts"].struct.fields, names, strict=True))
+    )
     with_quotes = lines.filter(quoted)
     if with_quotes.height == 0:
         return plain
@@ -89,7 +94,7 @@ def _parse_datetimes(values: pl.Series) -> pl.Series:
         .then(others.str.replace("Z$", "+00:00"))
         .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", time_zone="UTC", time_unit="us", strict=False)
     ).to_series()
-    general = general.set(general.dt.year() < 1, None)  # type: ignore[arg-type]
+    general = general.set(general.dt.year() < 1, None)
     return fast.scatter(rest, general)
 
 

@@ -1,0 +1,246 @@
+"""The ``hrcore`` command: a thin layer over the library.
+
+Exit codes: 0 done (rejected rows included), 1 a load or the database failed,
+2 a usage error. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import hrcore
+from hrcore import _embedded
+from hrcore._db import connect, redact
+from hrcore._loader import Progress as LoadProgress
+from hrcore._sources import default_source
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_stderr = Console(stderr=True)
+_REPORT_FIELDS = (
+    "table", "source", "load_id", "status", "rows_read", "rows_inserted", "rows_updated",
+    "rows_unchanged", "rows_rejected", "batches", "seconds", "rejections", "error",
+)  # fmt: skip
+
+
+def _stdout() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=120)
+
+
+def _fail(message: str, code: int) -> None:
+    _stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Library errors as one line and an exit code, never a traceback."""
+    try:
+        yield
+    except hrcore.UsageError as exc:
+        _fail(str(exc), 2)
+    except hrcore.HrcoreError as exc:
+        _fail(redact(str(exc)), 1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hrcore")
+def main() -> None:
+    """Move HR CSV files (departments, jobs, hired employees) into PostgreSQL."""
+
+
+def _database_option(f: F) -> F:
+    return click.option(
+        "--database-url",
+        envvar="DATABASE_URL",
+        help="PostgreSQL URL [env DATABASE_URL; default: the embedded server].",
+    )(f)
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Callable[[LoadProgress], None] | None]:
+    if not enabled:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=_stderr, transient=True) as bar:
+        tasks: dict[tuple[str, str], Any] = {}
+
+        def update(p: LoadProgress) -> None:
+            key = (p.table, p.phase)
+            if key not in tasks:
+                verb = "reading" if p.phase == "read" else "writing"
+                tasks[key] = bar.add_task(f"{verb} {p.table}", total=p.total)
+            bar.update(tasks[key], completed=p.done, total=p.total)
+
+        yield update
+
+
+def _print_reports(reports: list[hrcore.LoadReport]) -> None:
+    table = Table(title="hrcore load")
+    for name in (
+        "table",
+        "status",
+        "read",
+        "inserted",
+        "updated",
+        "unchanged",
+        "rejected",
+        "batches",
+        "seconds",
+    ):
+        table.add_column(name, justify="left" if name in ("table", "status") else "right")
+    for r in reports:
+        table.add_row(
+            r.table, r.status, *(f"{n:,}" for n in (r.rows_read, r.rows_inserted, r.rows_updated,
+            r.rows_unchanged, r.rows_rejected, r.batches)), f"{r.seconds:.2f}",
+        )  # fmt: skip
+    out = _stdout()
+    out.print(table)
+    for r in reports:
+        if r.rejections:
+            reasons = ", ".join(f"{k}: {v:,}" for k, v in r.rejections.items())
+            out.print(
+                f"{r.table} (load {r.load_id}) rejected rows by reason: {reasons}", highlight=False
+            )
+
+
+@main.command()
+@click.argument("tables", nargs=-1, metavar="[TABLE]...")
+@click.option(
+    "--source",
+    help="File, folder, file:// or s3://bucket/prefix/ "
+    "[default: s3://$S3_BUCKET_NAME/, else the bundled samples].",
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Rows per transaction, 1 to 1000.",
+)
+@_database_option
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON on stdout.")
+@click.option("--silent", is_flag=True, help="No progress bar.")
+def load(
+    tables: tuple[str, ...],
+    source: str | None,
+    batch_size: int,
+    database_url: str | None,
+    as_json: bool,
+    silent: bool,
+) -> None:
+    """Load TABLE(s) from CSV (all three, referenced tables first, when none is named)."""
+    reports: list[hrcore.LoadReport] = []
+    failed: str | None = None
+    with _errors():
+        hrcore._loader.check_batch_size(batch_size)
+        names = [hrcore.get_table(t).name for t in tables] or list(hrcore.TABLES)
+        ordered = [t for t in hrcore.TABLES if t in names]
+        location = source or default_source()
+        with _progress_bar(not silent and not as_json) as progress:
+            for name in ordered:
+                try:
+                    reports.append(
+                        hrcore.load(location, table=name, batch_size=batch_size,
+                                    database_url=database_url, progress=progress)
+                    )  # fmt: skip
+                except hrcore.LoadFailedError as exc:
+                    reports.append(exc.report)
+                    failed = str(exc)
+                    break
+    if as_json:
+        click.echo(
+            json.dumps({"loads": [{k: r.to_dict()[k] for k in _REPORT_FIELDS} for r in reports]})
+        )
+    else:
+        _print_reports(reports)
+    if failed:
+        _fail(failed, 1)
+
+
+@main.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder to write the three CSV files to.",
+)
+@click.option(
+    "--rows", type=click.IntRange(min=0), default=2000, show_default=True, help="Employee rows."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same files)."
+)
+@click.option(
+    "--dirty",
+    type=click.FloatRange(0, 1),
+    default=0.035,
+    show_default=True,
+    help="Fraction of bad employee rows.",
+)
+@click.option("--all-kinds", is_flag=True, help="Every kind of bad row, not only empty fields.")
+def sample(out: str, rows: int, seed: int, dirty: float, all_kinds: bool) -> None:
+    """Write challenge-shaped sample CSV files (no header), reproducibly."""
+    with _errors():
+        paths = hrcore.write_sample(out, rows=rows, seed=seed, dirty=dirty, all_kinds=all_kinds)
+    for path in paths.values():
+        click.echo(str(path))
+
+
+@main.group()
+def db() -> None:
+    """The database: schema and the embedded server."""
+
+
+@db.command("init")
+@_database_option
+def db_init(database_url: str | None) -> None:
+    """Create the tables and the load ledger if they do not exist."""
+    with _errors(), connect(database_url) as conn:
+        hrcore.init_schema(conn)
+    click.echo("schema ready")
+
+
+@db.command("url")
+@_database_option
+def db_url(database_url: str | None) -> None:
+    """Print the database URL in use (starting the embedded server if it is the one)."""
+    with _errors():
+        click.echo(redact(hrcore.database_url(database_url)))
+
+
+@db.command("start")
+def db_start() -> None:
+    """Start the embedded server (data in $HRCORE_HOME/pgdata or a per-user folder)."""
+    with _errors():
+        url = _embedded.start()
+    click.echo(f"embedded PostgreSQL running: {url} (data: {_embedded.data_dir()})")
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server."""
+    with _errors():
+        stopped = _embedded.stop()
+    click.echo("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+
+
+if __name__ == "__main__":
+    main()

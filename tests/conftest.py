@@ -1,0 +1,117 @@
+"""Shared fixtures: a real PostgreSQL database and a real S3 emulator (moto's server)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+import hrcore
+import pytest
+from hrcore import _embedded
+from hrcore._db import connect, execute
+from moto.server import ThreadedMotoServer
+
+DATA_TABLES = ("hired_employees", "jobs", "departments")
+LEDGER_TABLES = ("rejected_rows", "load_batches", "load_runs")
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """HRCORE_TEST_DATABASE_URL when set (CI), else the embedded server."""
+    return os.environ.get("HRCORE_TEST_DATABASE_URL") or _embedded.start()
+
+
+@pytest.fixture(scope="session")
+def database(server_url: str) -> Iterator[str]:
+    """A database of its own for this test session, dropped at the end."""
+    name = f"hrcore_test_{uuid.uuid4().hex[:12]}"
+    with connect(server_url) as conn:
+        execute(conn, f"CREATE DATABASE {name}")
+    url = with_database(server_url, name)
+    with connect(url) as conn:
+        hrcore.init_schema(conn)
+    yield url
+    with connect(server_url) as conn:
+        execute(conn, f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db(database: str) -> str:
+    """The session database, emptied: each test starts with no rows and no loads."""
+    with connect(database) as conn:
+        execute(conn, f"TRUNCATE {', '.join(DATA_TABLES + LEDGER_TABLES)} RESTART IDENTITY CASCADE")
+    return database
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
+    with connect(url) as conn:
+        return execute(conn, sql, params)
+
+
+def write(folder: Path, name: str, content: str | bytes) -> Path:
+    path = folder / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+REFERENCE_CSV = {
+    "departments.csv": "1,Supply Chain\n2,Maintenance\n3,Staff\n",
+    "jobs.csv": "1,Recruiter\n2,Manager\n3,Analyst\n",
+}
+
+
+@pytest.fixture
+def refs(db: str, tmp_path: Path) -> str:
+    """Departments 1-3 and jobs 1-3 loaded; returns the database URL."""
+    for name, text in REFERENCE_CSV.items():
+        hrcore.load(write(tmp_path, name, text), database_url=db)
+    return db
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on loopback, with the AWS environment pointing at it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in _AWS_ENV}
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+    )
+    yield endpoint
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()
+
+
+_AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> str:
+    """A new empty bucket on the emulator."""
+    name = f"hr-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+def upload(endpoint: str, bucket: str, key: str, path: Path) -> None:
+    boto3.client("s3", endpoint_url=endpoint).upload_file(str(path), bucket, key)

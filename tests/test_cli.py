@@ -1,0 +1,201 @@
+"""The ``hrcore`` command: exit codes, JSON, summaries, help, sample data, the embedded server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from hrcore.cli import main
+
+from tests.conftest import query, write
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> click.testing.Result:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_load_prints_one_json_report_per_table_in_dependency_order(db: str, tmp_path: Path) -> None:
+    sample = run("sample", "--out", str(tmp_path), "--rows", "300", "--seed", "3")
+    assert sample.exit_code == 0
+
+    result = run("load", "--source", str(tmp_path), "--database-url", db, "--json")
+
+    assert result.exit_code == 0, result.output
+    loads = json.loads(result.stdout)["loads"]
+    assert [x["table"] for x in loads] == ["departments", "jobs", "hired_employees"]
+    for x in loads:
+        assert x["status"] == "succeeded"
+        assert (
+            x["rows_read"]
+            == x["rows_inserted"] + x["rows_updated"] + x["rows_unchanged"] + x["rows_rejected"]
+        )
+    assert {k for k in loads[0]} >= {
+        "table",
+        "source",
+        "load_id",
+        "status",
+        "rows_read",
+        "rows_inserted",
+        "rows_updated",
+        "rows_unchanged",
+        "rows_rejected",
+        "batches",
+        "seconds",
+    }
+    employees = loads[2]
+    assert employees["rows_read"] == 300
+    assert query(db, "SELECT count(*) FROM hired_employees") == [(employees["rows_inserted"],)]
+
+
+def test_load_of_named_tables_with_a_summary_table(db: str, tmp_path: Path) -> None:
+    write(tmp_path, "jobs.csv", "1,Analyst\n2,\n")
+    result = run("load", "jobs", "--source", str(tmp_path), "--database-url", db, "--silent")
+
+    assert result.exit_code == 0
+    assert "jobs" in result.stdout
+    assert "succeeded" in result.stdout
+    assert "missing_field: 1" in result.stdout
+    assert query(db, "SELECT id, job FROM jobs") == [(1, "Analyst")]
+
+
+def test_database_url_comes_from_the_environment(db: str, tmp_path: Path) -> None:
+    write(tmp_path, "departments.csv", "1,Sales\n")
+    result = run(
+        "load", "departments", "--source", str(tmp_path), "--json", env={"DATABASE_URL": db}
+    )
+
+    assert result.exit_code == 0
+    assert query(db, "SELECT department FROM departments") == [("Sales",)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["load", "--batch-size", "0"], "batch_size must be between 1 and 1000"),
+        (["load", "--batch-size", "1001"], "batch_size must be between 1 and 1000"),
+        (["load", "salaries"], "unknown table 'salaries'"),
+        (["load", "--source", "ftp://x/y"], "unsupported source"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(db: str, args: list[str], message: str) -> None:
+    result = run(*args, "--database-url", db)
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert query(db, "SELECT count(*) FROM load_runs") == [(0,)]
+
+
+def test_a_missing_source_exits_1_with_one_line(db: str, tmp_path: Path) -> None:
+    result = run("load", "jobs", "--source", str(tmp_path / "none"), "--database-url", db)
+
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: no such file or folder: {tmp_path / 'none'}"
+    ]
+
+
+def test_a_failed_load_exits_1_and_reports_it(db: str, tmp_path: Path) -> None:
+    write(tmp_path, "jobs.csv", "1,A\n")
+    result = run(
+        "load",
+        "jobs",
+        "--source",
+        str(tmp_path),
+        "--database-url",
+        "postgresql://u:pw@127.0.0.1:1/x",
+    )
+
+    assert result.exit_code == 1
+    assert "cannot connect" in result.stderr
+    assert ":pw@" not in result.stderr
+
+
+def test_sample_writes_reproducible_challenge_shaped_files(tmp_path: Path) -> None:
+    run("sample", "--out", str(tmp_path / "a"), "--rows", "5000", "--seed", "7")
+    run("sample", "--out", str(tmp_path / "b"), "--rows", "5000", "--seed", "7")
+
+    for name in ("departments.csv", "jobs.csv", "hired_employees.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    lines = (tmp_path / "a" / "hired_employees.csv").read_text().splitlines()
+    assert len(lines) == 5000
+    assert len((tmp_path / "a" / "departments.csv").read_text().splitlines()) == 12
+    assert len((tmp_path / "a" / "jobs.csv").read_text().splitlines()) == 183
+    with_empty = [ln for ln in lines if ",," in ln or ln.endswith(",") or ln.startswith(",")]
+    assert 0.02 < len(with_empty) / len(lines) < 0.05  # about 3.5%, like the historic file
+    assert not lines[0][0].isalpha()  # no header row
+
+
+def test_dirty_sample_data_carries_every_kind_of_bad_row(db: str, tmp_path: Path) -> None:
+    run("sample", "--out", str(tmp_path), "--rows", "4000", "--dirty", "0.3", "--all-kinds")
+    result = run("load", "--source", str(tmp_path), "--database-url", db, "--json")
+
+    employees = json.loads(result.stdout)["loads"][2]
+    assert set(employees["rejections"]) == {
+        "missing_field",
+        "bad_integer",
+        "id_out_of_range",
+        "bad_datetime",
+        "unknown_department",
+        "unknown_job",
+        "field_count",
+        "duplicate_id",
+        "encoding",
+    }
+
+
+def test_every_command_has_help_text() -> None:
+    def walk(group: click.Group, path: list[str]) -> list[list[str]]:
+        found = []
+        for name, command in group.commands.items():
+            found.append([*path, name])
+            if isinstance(command, click.Group):
+                found += walk(command, [*path, name])
+        return found
+
+    commands = walk(main, [])
+    assert {"load", "sample", "db"} <= {c[0] for c in commands}
+    for command in commands:
+        result = run(*command, "--help")
+        assert result.exit_code == 0
+        assert len(result.output.splitlines()) > 3
+
+
+def test_the_installed_command_runs(db: str, tmp_path: Path) -> None:
+    write(tmp_path, "jobs.csv", "1,Analyst\n")
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "hrcore"),
+            "load",
+            "jobs",
+            "--source",
+            str(tmp_path),
+            "--json",
+        ],
+        env={**os.environ, "DATABASE_URL": db},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["loads"][0]["rows_inserted"] == 1
+
+
+def test_the_embedded_server_starts_on_demand_and_stops(tmp_path: Path) -> None:
+    env = {"HRCORE_HOME": str(tmp_path / "home"), "DATABASE_URL": ""}
+    try:
+        url = run("db", "url", env=env)
+        assert url.exit_code == 0
+        assert str(tmp_path / "home" / "pgdata") in url.stdout
+        write(tmp_path, "departments.csv", "1,Sales\n")
+        loaded = run("load", "departments", "--source", str(tmp_path), "--json", env=env)
+        assert json.loads(loaded.stdout)["loads"][0]["rows_inserted"] == 1
+    finally:
+        stopped = run("db", "stop", env=env)
+    assert "stopped" in stopped.stdout

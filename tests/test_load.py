@@ -1,0 +1,274 @@
+"""Loading files: reconciliation, batching, idempotence, updates, failures and recovery."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import hrcore
+import pytest
+from hrcore._db import connect, execute
+
+from tests.conftest import query, upload, write
+
+
+def employees(ids: range, name: str = "N") -> str:
+    return "".join(f"{i},{name}{i},2021-03-01T10:00:00Z,{i % 3 + 1},{i % 3 + 1}\n" for i in ids)
+
+
+def load_employees(
+    db: str,
+    folder: Path,
+    content: str,
+    batch_size: int = 1000,
+    progress: Callable[[hrcore.Progress], None] | None = None,
+) -> hrcore.LoadReport:
+    path = write(folder, "hired_employees.csv", content)
+    return hrcore.load(path, database_url=db, batch_size=batch_size, progress=progress)
+
+
+def reconciles(report: hrcore.LoadReport) -> bool:
+    return report.rows_read == (
+        report.rows_inserted + report.rows_updated + report.rows_unchanged + report.rows_rejected
+    )
+
+
+@pytest.mark.parametrize("rows", [1, 999, 1000, 1001, 2500])
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_every_row_lands_in_batches_of_at_most_batch_size(
+    refs: str, tmp_path: Path, rows: int, batch_size: int
+) -> None:
+    report = load_employees(refs, tmp_path, employees(range(1, rows + 1)), batch_size=batch_size)
+
+    assert report.status == "succeeded"
+    assert (report.rows_read, report.rows_inserted, report.batches) == (
+        rows,
+        rows,
+        -(-rows // batch_size),
+    )
+    assert query(refs, "SELECT count(*), min(id), max(id) FROM hired_employees") == [
+        (rows, 1, rows)
+    ]
+    sizes = query(
+        refs,
+        "SELECT max(rows_read), sum(rows_read) FROM load_batches WHERE load_id = $1",
+        (report.load_id,),
+    )
+    assert sizes == [(min(rows, batch_size), rows)]
+
+
+@pytest.mark.parametrize("batch_size", [0, 1001, -1])
+def test_a_batch_size_outside_1_to_1000_is_refused_before_anything_is_written(
+    refs: str, tmp_path: Path, batch_size: int
+) -> None:
+    with pytest.raises(hrcore.UsageError, match="between 1 and 1000"):
+        load_employees(refs, tmp_path, employees(range(1, 5)), batch_size=batch_size)
+    assert query(refs, "SELECT count(*) FROM load_runs WHERE table_name = 'hired_employees'") == [
+        (0,)
+    ]
+
+
+def test_the_report_and_the_ledger_reconcile(refs: str, tmp_path: Path) -> None:
+    content = (
+        employees(range(1, 8))
+        + "8,,2021-03-01T10:00:00Z,1,1\n9,X,bad,1,1\n3,Again,2021-03-01T10:00:00Z,1,1\n"
+    )
+    report = load_employees(refs, tmp_path, content, batch_size=4)
+
+    assert reconciles(report)
+    assert (report.rows_read, report.rows_inserted, report.rows_rejected) == (10, 7, 3)
+    assert report.rejections == {"missing_field": 1, "bad_datetime": 1, "duplicate_id": 1}
+    ledger = query(
+        refs,
+        "SELECT status, rows_read, rows_inserted, rows_updated, rows_unchanged, "
+        "rows_rejected, batches, "
+        "object_identity IS NOT NULL, finished_at >= started_at FROM load_runs WHERE id = $1",
+        (report.load_id,),
+    )
+    assert ledger == [("succeeded", 10, 7, 0, 0, 3, 3, True, True)]
+
+
+def test_reloading_the_same_file_changes_nothing(refs: str, tmp_path: Path) -> None:
+    content = employees(range(1, 1201)) + "9999,,x,1,1\n"
+    first = load_employees(refs, tmp_path, content)
+    before = query(refs, "SELECT * FROM hired_employees ORDER BY id")
+    again = load_employees(refs, tmp_path, content)
+
+    assert (first.rows_inserted, first.rows_rejected) == (1200, 1)
+    assert (again.rows_inserted, again.rows_updated, again.rows_unchanged, again.rows_rejected) == (
+        0,
+        0,
+        1200,
+        1,
+    )
+    assert query(refs, "SELECT * FROM hired_employees ORDER BY id") == before
+
+
+def test_changed_rows_update_the_stored_ones(refs: str, tmp_path: Path) -> None:
+    load_employees(refs, tmp_path, employees(range(1, 11)))
+    changed = (
+        employees(range(1, 4), name="Renamed") + employees(range(4, 11)) + employees(range(11, 13))
+    )
+    report = load_employees(refs, tmp_path, changed)
+
+    assert (report.rows_inserted, report.rows_updated, report.rows_unchanged) == (2, 3, 7)
+    assert query(refs, "SELECT name FROM hired_employees WHERE id IN (1, 4, 12) ORDER BY id") == [
+        ("Renamed1",),
+        ("N4",),
+        ("N12",),
+    ]
+
+
+def test_an_empty_file_is_a_load_of_zero_rows(refs: str, tmp_path: Path) -> None:
+    report = load_employees(refs, tmp_path, "")
+    assert (report.status, report.rows_read, report.batches) == ("succeeded", 0, 0)
+
+
+def test_a_missing_file_is_a_clear_error_and_starts_no_load(refs: str, tmp_path: Path) -> None:
+    with pytest.raises(hrcore.SourceNotFoundError, match="no such file or folder"):
+        hrcore.load(tmp_path / "nope.csv", table="jobs", database_url=refs)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(hrcore.SourceNotFoundError, match=r"empty/jobs\.csv"):
+        hrcore.load(empty, table="jobs", database_url=refs)
+    assert query(refs, "SELECT count(*) FROM load_runs WHERE table_name = 'jobs'") == [
+        (1,)
+    ]  # refs' own
+
+
+def test_a_file_whose_name_says_no_table_needs_one(refs: str, tmp_path: Path) -> None:
+    path = write(tmp_path, "people.csv", employees(range(1, 3)))
+    with pytest.raises(hrcore.UsageError, match="table="):
+        hrcore.load(path, database_url=refs)
+    assert hrcore.load(path, table="employees", database_url=refs).rows_inserted == 2
+
+
+def test_load_all_loads_referenced_tables_first(db: str, tmp_path: Path) -> None:
+    write(tmp_path, "hired_employees.csv", employees(range(1, 4)))
+    write(tmp_path, "jobs.csv", "1,A\n2,B\n3,C\n")
+    write(tmp_path, "departments.csv", "1,A\n2,B\n3,C\n")
+    reports = hrcore.load_all(tmp_path, database_url=db)
+
+    assert [(r.table, r.rows_inserted, r.rows_rejected) for r in reports] == [
+        ("departments", 3, 0),
+        ("jobs", 3, 0),
+        ("hired_employees", 3, 0),
+    ]
+
+
+def test_a_load_interrupted_between_batches_is_marked_failed_and_a_rerun_converges(
+    refs: str, tmp_path: Path
+) -> None:
+    content = employees(range(1, 2501))
+    killed = threading.Event()
+
+    def kill_loader_sessions(progress: hrcore.Progress) -> None:
+        if progress.phase == "write" and not killed.is_set():
+            killed.set()
+            with connect(refs) as conn:
+                execute(
+                    conn,
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+
+    with pytest.raises(hrcore.LoadFailedError) as failure:
+        load_employees(refs, tmp_path, content, batch_size=100, progress=kill_loader_sessions)
+
+    partial = failure.value.report
+    assert partial.status == "failed"
+    assert partial.error
+    committed = query(
+        refs, "SELECT batch FROM load_batches WHERE load_id = $1 ORDER BY batch", (partial.load_id,)
+    )
+    expected_ids = sorted(i for (b,) in committed for i in range(b * 100 + 1, b * 100 + 101))
+    assert 0 < len(committed) < 25
+    assert [i for (i,) in query(refs, "SELECT id FROM hired_employees ORDER BY id")] == expected_ids
+    assert query(
+        refs, "SELECT status, rows_inserted FROM load_runs WHERE id = $1", (partial.load_id,)
+    ) == [("failed", len(expected_ids))]
+    assert reconciles(partial)
+    assert partial.rows_read == len(expected_ids)
+
+    rerun = load_employees(refs, tmp_path, content, batch_size=100)
+    assert (rerun.status, rerun.rows_inserted, rerun.rows_unchanged) == (
+        "succeeded",
+        2500 - len(expected_ids),
+        len(expected_ids),
+    )
+    assert query(refs, "SELECT count(*) FROM hired_employees") == [(2500,)]
+    assert query(refs, "SELECT count(*) FROM pg_tables WHERE schemaname = 'hrcore_staging'") == [
+        (0,)
+    ]
+
+
+def test_a_running_load_whose_session_is_gone_is_marked_failed_by_the_next_load(
+    refs: str, tmp_path: Path
+) -> None:
+    with connect(refs) as gone:
+        execute(
+            gone,
+            "INSERT INTO load_runs (table_name, source, batch_size, owner_pid) "
+            "VALUES ('jobs', 'x', 10, pg_backend_pid())",
+        )
+    load_employees(refs, tmp_path, employees(range(1, 3)))
+
+    assert query(refs, "SELECT status, error IS NOT NULL FROM load_runs WHERE source = 'x'") == [
+        ("failed", True)
+    ]
+
+
+def test_two_loaders_of_the_same_file_take_turns(refs: str, tmp_path: Path) -> None:
+    path = write(tmp_path, "hired_employees.csv", employees(range(1, 3001)))
+    reports: list[hrcore.LoadReport] = []
+    threads = [
+        threading.Thread(
+            target=lambda: reports.append(hrcore.load(path, database_url=refs, batch_size=50))
+        )
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted((r.rows_inserted, r.rows_unchanged) for r in reports) == [(0, 3000), (3000, 0)]
+
+
+def test_loading_from_s3_equals_loading_from_a_folder(
+    refs: str, tmp_path: Path, s3_endpoint: str, bucket: str
+) -> None:
+    content = employees(range(1, 1501)) + "7,,x,1,1\n"
+    path = write(tmp_path, "hired_employees.csv", content)
+    from_folder = hrcore.load(tmp_path, table="hired_employees", database_url=refs)
+    folder_rows = query(refs, "SELECT * FROM hired_employees ORDER BY id")
+    query(refs, "TRUNCATE hired_employees")
+    upload(s3_endpoint, bucket, "exports/hired_employees.csv", path)
+
+    from_s3 = hrcore.load(f"s3://{bucket}/exports/", table="hired_employees", database_url=refs)
+
+    assert from_s3.source == f"s3://{bucket}/exports/hired_employees.csv"
+    assert (from_s3.rows_inserted, from_s3.rows_rejected) == (
+        from_folder.rows_inserted,
+        from_folder.rows_rejected,
+    )
+    assert query(refs, "SELECT * FROM hired_employees ORDER BY id") == folder_rows
+    assert query(refs, "SELECT object_identity FROM load_runs WHERE id = $1", (from_s3.load_id,))[
+        0
+    ][0].startswith("etag=")
+
+
+def test_a_missing_bucket_or_key_is_a_clear_error(refs: str, s3_endpoint: str, bucket: str) -> None:
+    with pytest.raises(hrcore.SourceNotFoundError, match="no-such-bucket"):
+        hrcore.load("s3://no-such-bucket/", table="jobs", database_url=refs)
+    with pytest.raises(hrcore.SourceNotFoundError, match=f"s3://{bucket}/missing/jobs.csv"):
+        hrcore.load(f"s3://{bucket}/missing/", table="jobs", database_url=refs)
+
+
+def test_an_unreachable_database_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    path = write(tmp_path, "jobs.csv", "1,A\n")
+    with pytest.raises(hrcore.DatabaseError) as error:
+        hrcore.load(path, database_url="postgresql://user:s3cret@127.0.0.1:1/none")
+    assert "s3cret" not in str(error.value)
+    assert "cannot connect" in str(error.value)
