@@ -34,7 +34,6 @@ from hrcore._specs import TABLES, TableSpec, get_table
 from hrcore._validate import validate
 
 MIN_BATCH_SIZE, MAX_BATCH_SIZE = 1, 1000
-READ_CHUNK_LINES = 100_000  # lines validated at a time while staging
 WRITERS = 2  # connections writing batches at once
 
 _ARROW_TYPES = {"id": pa.int32(), "text": pa.string(), "datetime": pa.timestamp("us", tz="UTC")}
@@ -163,8 +162,7 @@ class _Stager:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         try:
-            lines = _sources.scan_lines(self.source)
-            for chunk in lines.collect_batches(chunk_size=READ_CHUNK_LINES):
+            for chunk in _sources.read_lines(self.source):
                 if chunk.height == 0:
                     continue
                 numbered = chunk.with_columns(
