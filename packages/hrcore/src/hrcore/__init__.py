@@ -11,7 +11,14 @@ from hrcore._errors import (
     SourceNotFoundError,
     UsageError,
 )
-from hrcore._loader import MAX_BATCH_SIZE, MIN_BATCH_SIZE, Progress, load, load_all
+from hrcore._loader import (
+    MAX_BATCH_SIZE,
+    MIN_BATCH_SIZE,
+    Progress,
+    check_batch_size,
+    load,
+    load_all,
+)
 from hrcore._report import LoadReport
 from hrcore._sample import write_sample
 from hrcore._schema import init_schema
@@ -32,6 +39,7 @@ __all__ = [
     "SourceNotFoundError",
     "TableSpec",
     "UsageError",
+    "check_batch_size",
     "connect",
     "database_url",
     "get_table",

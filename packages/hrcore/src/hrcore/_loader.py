@@ -24,10 +24,10 @@ import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 import pyarrow as pa
 
-from hrcore import _ledger, _sources
-from hrcore._db import Connection, connect, database_url, execute, redact
+from hrcore import _db, _ledger, _sources
+from hrcore._db import Connection, connect, execute, redact
 from hrcore._duplicates import RepeatedIds
-from hrcore._errors import LoadFailedError, UsageError
+from hrcore._errors import HrcoreError, LoadFailedError, UsageError
 from hrcore._report import LoadReport
 from hrcore._schema import STAGING_SCHEMA, init_schema
 from hrcore._specs import TABLES, TableSpec, get_table
@@ -93,6 +93,8 @@ def _batch_sql(spec: TableSpec, stage: str, load_id: int, batch: int) -> str:
     assignments = ", ".join(f"{c} = excluded.{c}" for c in values)
     current = ", ".join(f"t.{c}" for c in values)
     incoming = ", ".join(f"excluded.{c}" for c in values)
+    stored = ", ".join(f"s.{c}" for c in values)
+    staged = ", ".join(f"b.{c}" for c in values)
     return f"""
 WITH batch AS MATERIALIZED (
     SELECT * FROM {stage} WHERE batch = {batch:d}
@@ -103,7 +105,12 @@ WITH batch AS MATERIALIZED (
     RETURNING 1
 ), written AS (
     INSERT INTO {spec.name} AS t ({cols})
-    SELECT {cols} FROM batch WHERE reasons IS NULL ORDER BY {spec.key}
+    SELECT {cols} FROM batch AS b
+    WHERE b.reasons IS NULL AND NOT EXISTS (  -- unchanged rows: not even locked
+        SELECT FROM {spec.name} AS s
+        WHERE s.{spec.key} = b.{spec.key} AND ({stored}, NULL) IS NOT DISTINCT FROM ({staged}, NULL)
+    )
+    ORDER BY {spec.key}
     ON CONFLICT ({spec.key}) DO UPDATE SET {assignments}
     WHERE ({current}, NULL) IS DISTINCT FROM ({incoming}, NULL)
     RETURNING (xmax = 0) AS inserted
@@ -279,7 +286,7 @@ def load(
     if spec is None:
         raise UsageError(f"cannot tell which table {os.fspath(location)!r} is for: pass table=")
     src = _sources.resolve(location, spec)
-    url = _resolve_url(database_url)
+    url = _db.database_url(database_url)
     started = time.perf_counter()
     with connect(url) as conn:
         init_schema(conn)
@@ -299,7 +306,12 @@ def load(
             _ledger.finish(conn, load_id)
             report = _ledger.report(conn, load_id)
         except Exception as exc:
-            report = _ledger.fail(url, load_id, _first_line(exc))
+            try:
+                report = _ledger.fail(url, load_id, _first_line(exc))
+            except HrcoreError:  # the database is gone too: the next load reaps this entry
+                report = LoadReport(
+                    table=spec.name, source=src.uri, load_id=load_id, status="failed"
+                )
             report.seconds = round(time.perf_counter() - started, 3)
             raise LoadFailedError(
                 f"loading {spec.name} from {src.uri} failed: {_first_line(exc)}", report
@@ -307,9 +319,6 @@ def load(
         execute(conn, "SELECT pg_advisory_unlock_all()")
     report.seconds = round(time.perf_counter() - started, 3)
     return report
-
-
-_resolve_url = database_url
 
 
 def load_all(

@@ -150,7 +150,7 @@ def load(
     reports: list[hrcore.LoadReport] = []
     failed: str | None = None
     with _errors():
-        hrcore._loader.check_batch_size(batch_size)
+        hrcore.check_batch_size(batch_size)
         names = [hrcore.get_table(t).name for t in tables] or list(hrcore.TABLES)
         ordered = [t for t in hrcore.TABLES if t in names]
         location = source or default_source()
