@@ -199,3 +199,75 @@ def test_the_embedded_server_starts_on_demand_and_stops(tmp_path: Path) -> None:
     finally:
         stopped = run("db", "stop", env=env)
     assert "stopped" in stopped.stdout
+
+
+@pytest.fixture
+def small_company(db: str, tmp_path: Path) -> str:
+    write(tmp_path, "departments.csv", "1,Sales\n2,Legal\n")
+    write(tmp_path, "jobs.csv", "1,Analyst\n")
+    write(
+        tmp_path,
+        "hired_employees.csv",
+        "1,A,2021-02-01T00:00:00Z,1,1\n2,B,2021-05-01T00:00:00Z,1,1\n3,C,2021-08-01T00:00:00Z,2,1\n",
+    )
+    run("load", "--source", str(tmp_path), "--database-url", db, "--silent")
+    return db
+
+
+def test_metrics_as_csv_json_and_table(small_company: str) -> None:
+    db = ["--database-url", small_company]
+    csv = run("metrics", "hires-by-quarter", "--year", "2021", "--format", "csv", *db)
+    assert csv.exit_code == 0
+    assert csv.stdout.splitlines() == [
+        "department,job,Q1,Q2,Q3,Q4",
+        "Legal,Analyst,0,0,1,0",
+        "Sales,Analyst,1,1,0,0",
+    ]
+    above = run("metrics", "departments-above-mean", "--format", "json", *db)
+    assert json.loads(above.stdout) == {"items": [{"id": 1, "department": "Sales", "hired": 2}]}
+    table = run("metrics", "hires-by-quarter", *db)
+    assert "Sales" in table.stdout
+    assert "Q4" in table.stdout
+
+
+def test_metrics_of_a_year_without_hires_is_a_header_only_csv(small_company: str) -> None:
+    result = run(
+        "metrics",
+        "hires-by-quarter",
+        "--year",
+        "1990",
+        "--format",
+        "csv",
+        "--database-url",
+        small_company,
+    )
+    assert result.stdout == "department,job,Q1,Q2,Q3,Q4\n"
+
+
+@pytest.mark.parametrize("year", ["0", "10000", "twenty"])
+def test_a_bad_year_exits_2(db: str, year: str) -> None:
+    result = run("metrics", "departments-above-mean", "--year", year, "--database-url", db)
+    assert result.exit_code == 2
+    assert "year" in result.stderr.lower()
+
+
+def test_backup_and_restore_from_the_command_line(small_company: str, tmp_path: Path) -> None:
+    db = ["--database-url", small_company]
+    made = run("backup", "all", "--to", str(tmp_path / "bk"), "--json", *db)
+    assert made.exit_code == 0
+    backups = json.loads(made.stdout)["backups"]
+    assert [(b["table"], b["rows"]) for b in backups] == [
+        ("departments", 2),
+        ("jobs", 1),
+        ("hired_employees", 3),
+    ]
+    query(small_company, "DELETE FROM hired_employees")
+
+    restored = run("restore", "hired_employees", "--from", backups[2]["uri"], *db)
+    assert restored.exit_code == 0
+    assert "restored 3 rows" in restored.stdout
+    assert query(small_company, "SELECT count(*) FROM hired_employees") == [(3,)]
+
+    refused = run("restore", "jobs", "--from", backups[2]["uri"], *db)
+    assert refused.exit_code == 1
+    assert "not an AVRO backup of table jobs" in refused.stderr

@@ -24,6 +24,10 @@ class DatabaseError(HrcoreError):
     """The database could not be reached or refused a statement."""
 
 
+class RestoreError(HrcoreError):
+    """A restore was refused and changed nothing (not a backup of that table, broken references)."""
+
+
 class LoadFailedError(HrcoreError):
     """A load stopped before it finished; its ledger entry is marked failed."""
 

@@ -230,6 +230,7 @@ def _write_batches(
     done = [0]
 
     def write(on: Connection, first: int) -> None:
+        execute(on, f"SET hrcore.writer = {first:d}")  # its own shard of hire_counts
         for batch in range(first, n_batches, workers):
             if stop.is_set():
                 return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hrcore._db import Connection, execute
+from hrcore._db import Connection, execute, scalar
 from hrcore._specs import TABLES
 
 LEDGER_DDL = (
@@ -48,6 +48,59 @@ LEDGER_DDL = (
 )
 
 STAGING_SCHEMA = "hrcore_staging"  # unlogged tables of rows being loaded, one per load
+# hire_counts: hires per UTC year, quarter, department and job, kept exact by
+# statement-level triggers on hired_employees, so that the metrics read a few
+# thousand rows instead of millions. Each loader connection counts into its own
+# shard (setting hrcore.writer), so parallel batches never wait on each other's
+# counters; the metrics add the shards up. {sign} is empty for new rows, - for old.
+_COUNT_ROWS = """
+CREATE OR REPLACE FUNCTION hrcore_count_{name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO hire_counts AS c (year, quarter, department_id, job_id, shard, hires)
+    SELECT extract(year FROM datetime AT TIME ZONE 'UTC')::int,
+           extract(quarter FROM datetime AT TIME ZONE 'UTC')::int,
+           department_id, job_id,
+           coalesce(nullif(current_setting('hrcore.writer', true), ''), '0')::smallint,
+           {sign}count(*)
+    FROM {name}_rows GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (year, quarter, department_id, job_id, shard)
+    DO UPDATE SET hires = c.hires + excluded.hires;
+    RETURN NULL;
+END $$"""
+HIRE_COUNTS_DDL = (
+    """CREATE TABLE hire_counts (
+    year integer NOT NULL,
+    quarter integer NOT NULL,
+    department_id integer NOT NULL,
+    job_id integer NOT NULL,
+    shard smallint NOT NULL,
+    hires bigint NOT NULL,
+    PRIMARY KEY (year, quarter, department_id, job_id, shard)
+)""",
+    _COUNT_ROWS.format(name="new", sign=""),
+    _COUNT_ROWS.format(name="old", sign="-"),
+    """CREATE OR REPLACE FUNCTION hrcore_count_none() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM hire_counts;
+    RETURN NULL;
+END $$""",
+    """CREATE TRIGGER hire_counts_insert AFTER INSERT ON hired_employees
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION hrcore_count_new()""",
+    """CREATE TRIGGER hire_counts_update_old AFTER UPDATE ON hired_employees
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION hrcore_count_old()""",
+    """CREATE TRIGGER hire_counts_update_new AFTER UPDATE ON hired_employees
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION hrcore_count_new()""",
+    """CREATE TRIGGER hire_counts_delete AFTER DELETE ON hired_employees
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION hrcore_count_old()""",
+    """CREATE TRIGGER hire_counts_truncate AFTER TRUNCATE ON hired_employees
+    FOR EACH STATEMENT EXECUTE FUNCTION hrcore_count_none()""",
+    # the rows already there when the summary is first made
+    """INSERT INTO hire_counts
+    SELECT extract(year FROM datetime AT TIME ZONE 'UTC')::int,
+           extract(quarter FROM datetime AT TIME ZONE 'UTC')::int,
+           department_id, job_id, 0, count(*)
+    FROM hired_employees GROUP BY 1, 2, 3, 4""",
+)
 _SCHEMA_LOCK = 0x68726330  # advisory lock key: concurrent first runs create the schema once
 
 
@@ -60,6 +113,9 @@ def init_schema(conn: Connection) -> None:
             execute(conn, spec.ddl())
         for statement in LEDGER_DDL:
             execute(conn, statement)
+        if scalar(conn, "SELECT to_regclass('hire_counts') IS NULL"):
+            for statement in HIRE_COUNTS_DDL:
+                execute(conn, statement)
         execute(conn, "COMMIT")
     except BaseException:
         execute(conn, "ROLLBACK")

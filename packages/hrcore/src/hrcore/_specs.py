@@ -59,7 +59,10 @@ class TableSpec:
         """Idempotent CREATE TABLE with primary key and foreign keys."""
         lines = [f"{c.name} {c.sql_type} NOT NULL" for c in self.columns]
         lines[0] += " PRIMARY KEY"
-        lines += [f"FOREIGN KEY ({c.name}) REFERENCES {c.references} (id)" for c in self.references]
+        lines += [  # deferrable, so that a restore can replace a referenced table at once
+            f"FOREIGN KEY ({c.name}) REFERENCES {c.references} (id) DEFERRABLE"
+            for c in self.references
+        ]
         body = ",\n    ".join(lines)
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {body}\n)"
 

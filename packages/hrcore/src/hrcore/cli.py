@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
+import msgspec
+import polars as pl
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -240,6 +242,91 @@ def db_stop() -> None:
     with _errors():
         stopped = _embedded.stop()
     click.echo("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+
+
+def _print_frame(frame: pl.DataFrame, fmt: str, title: str) -> None:
+    if fmt == "csv":
+        click.echo(frame.write_csv(), nl=False)
+    elif fmt == "json":
+        click.echo(json.dumps({"items": frame.to_dicts()}))
+    else:
+        table = Table(title=title)
+        for name, dtype in frame.schema.items():
+            table.add_column(name, justify="right" if dtype.is_numeric() else "left")
+        for row in frame.iter_rows():
+            table.add_row(*(str(v) for v in row))
+        _stdout().print(table)
+
+
+def _metric_options(f: F) -> F:
+    f = click.option(
+        "--year", type=int, default=2021, show_default=True, help="Year of hire (UTC)."
+    )(f)
+    f = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "csv", "json"]),
+        default="table",
+        show_default=True,
+        help="table for people, csv or json for programs.",
+    )(f)
+    return _database_option(f)
+
+
+@main.group()
+def metrics() -> None:
+    """The stakeholders' two questions, computed in PostgreSQL."""
+
+
+@metrics.command("hires-by-quarter")
+@_metric_options
+def metrics_hires_by_quarter(year: int, fmt: str, database_url: str | None) -> None:
+    """Hires of YEAR per department and job, by quarter (department, job, Q1..Q4)."""
+    with _errors():
+        frame = hrcore.hires_by_quarter(year, database_url=database_url)
+    _print_frame(frame, fmt, f"hires by quarter, {year}")
+
+
+@metrics.command("departments-above-mean")
+@_metric_options
+def metrics_departments_above_mean(year: int, fmt: str, database_url: str | None) -> None:
+    """Departments that hired more than the mean of all departments in YEAR."""
+    with _errors():
+        frame = hrcore.departments_above_mean(year, database_url=database_url)
+    _print_frame(frame, fmt, f"departments above the mean, {year}")
+
+
+@main.command()
+@click.argument("table", metavar="TABLE|all")
+@click.option(
+    "--to",
+    help="Folder, file or s3:// prefix [default: s3://$S3_BUCKET_NAME/backups/, else backups/].",
+)
+@_database_option
+@click.option("--json", "as_json", is_flag=True, help="Print the files as JSON on stdout.")
+def backup(table: str, to: str | None, database_url: str | None, as_json: bool) -> None:
+    """Back up TABLE (or all tables) to AVRO, one <table>-<UTC time>.avro file each."""
+    with _errors():
+        if table == "all":
+            made = hrcore.backup_all(to=to, database_url=database_url)
+        else:
+            made = [hrcore.backup(table, to=to, database_url=database_url)]
+    if as_json:
+        click.echo(json.dumps({"backups": [msgspec.to_builtins(b) for b in made]}))
+        return
+    for b in made:
+        click.echo(f"{b.table}: {b.rows:,} rows -> {b.uri}")
+
+
+@main.command()
+@click.argument("table")
+@click.option("--from", "from_", required=True, help="AVRO backup file (path or s3:// URI).")
+@_database_option
+def restore(table: str, from_: str, database_url: str | None) -> None:
+    """Replace TABLE's rows with a backup's, in one transaction (all or nothing)."""
+    with _errors():
+        done = hrcore.restore(table, from_=from_, database_url=database_url)
+    click.echo(f"{done.table}: restored {done.rows:,} rows from {done.uri}")
 
 
 if __name__ == "__main__":

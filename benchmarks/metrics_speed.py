@@ -1,0 +1,129 @@
+"""Speed of the two metrics at 1M and 10M employees, and what their summary costs a load.
+
+The metrics read ``hire_counts``, a summary kept exact by statement-level triggers
+on hired_employees. For each size the employees are generated in SQL (spread over
+2020-2022, random departments and jobs); each metric then runs ``--repeat`` times
+through the library (ADBC, Arrow, Polars) and we print the median. For context,
+the same question answered straight from hired_employees is timed once.
+
+The load-time cost of the triggers is measured by loading the same file with
+``hrcore.load`` with the triggers on and off, alternating, ``--repeat`` times.
+
+    uv run python benchmarks/metrics_speed.py --rows 1000000 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import hrcore
+from hrcore._db import connect, execute
+from hrcore._sources import SAMPLE_FOLDER
+
+ROOT = Path(__file__).resolve().parent.parent
+FILL = """
+INSERT INTO hired_employees (id, name, datetime, department_id, job_id)
+SELECT g, 'Employee ' || g,
+    timestamptz '2020-01-01 00:00:00+00' + random() * interval '1096 days',
+    1 + floor(random() * 12)::int, 1 + floor(random() * 183)::int
+FROM generate_series(1, {rows:d}) AS g"""
+DIRECT = """
+SELECT d.department, j.job,
+    count(*) FILTER (WHERE q = 1), count(*) FILTER (WHERE q = 2),
+    count(*) FILTER (WHERE q = 3), count(*) FILTER (WHERE q = 4)
+FROM (SELECT department_id, job_id,
+             extract(quarter FROM datetime AT TIME ZONE 'UTC')::int AS q
+      FROM hired_employees
+      WHERE datetime >= '2021-01-01 00:00:00+00' AND datetime < '2022-01-01 00:00:00+00') AS h
+JOIN departments d ON d.id = h.department_id JOIN jobs j ON j.id = h.job_id
+GROUP BY d.department, j.job ORDER BY d.department COLLATE "C", j.job COLLATE "C"
+"""
+
+
+def median_seconds(work: Callable[[], Any], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def fresh_database(server: str) -> str:
+    with connect(server) as conn:
+        execute(conn, "DROP DATABASE IF EXISTS hrcore_metrics_bench WITH (FORCE)")
+        execute(conn, "CREATE DATABASE hrcore_metrics_bench")
+    url = urlunsplit(urlsplit(server)._replace(path="/hrcore_metrics_bench"))
+    hrcore.load(SAMPLE_FOLDER, table="departments", database_url=url)
+    hrcore.load(SAMPLE_FOLDER, table="jobs", database_url=url)
+    return url
+
+
+def query_speed(url: str, sizes: list[int], repeat: int) -> None:
+    print(
+        "| employees | hires_by_quarter (s) | departments_above_mean (s) "
+        "| hires by quarter straight from hired_employees (s) |"
+    )
+    print("|---:|---:|---:|---:|")
+    for rows in sizes:
+        with connect(url) as conn:
+            execute(conn, "TRUNCATE hired_employees")
+            execute(conn, "SELECT setseed(0.42)")
+            execute(conn, FILL.format(rows=rows))
+            execute(conn, "VACUUM ANALYZE hired_employees")
+            started = time.perf_counter()
+            execute(conn, DIRECT)
+            direct = time.perf_counter() - started
+        by_quarter = median_seconds(lambda: hrcore.hires_by_quarter(2021, database_url=url), repeat)
+        above = median_seconds(
+            lambda: hrcore.departments_above_mean(2021, database_url=url), repeat
+        )
+        print(f"| {rows:,} | {by_quarter:.3f} | {above:.3f} | {direct:.2f} |")
+
+
+def load_cost(url: str, rows: int, repeat: int) -> None:
+    folder = ROOT / "bench-data" / f"clean-{rows}"
+    if not (folder / "hired_employees.csv").exists():
+        hrcore.write_sample(folder, rows=rows, seed=1, dirty=0.0)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(repeat):
+        for triggers in (True, False):
+            with connect(url) as conn:
+                execute(conn, "TRUNCATE hired_employees")
+                switch = "ENABLE" if triggers else "DISABLE"
+                execute(conn, f"ALTER TABLE hired_employees {switch} TRIGGER USER")
+                execute(conn, "CHECKPOINT")
+            started = time.perf_counter()
+            hrcore.load(folder, table="hired_employees", database_url=url)
+            times[triggers].append(time.perf_counter() - started)
+    with connect(url) as conn:
+        execute(conn, "ALTER TABLE hired_employees ENABLE TRIGGER USER")
+    on, off = statistics.median(times[True]), statistics.median(times[False])
+    print(
+        f"\nfirst load of {rows:,} rows, medians of {repeat}: "
+        f"{on:.2f} s with the hire_counts triggers, {off:.2f} s without ({on / off - 1:+.0%})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--load-rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    args = parser.parse_args()
+
+    url = fresh_database(hrcore.database_url(args.database_url))
+    query_speed(url, args.rows, args.repeat)
+    load_cost(url, args.load_rows, 3)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""AVRO backups and restores: round trips (local and S3), failures that change nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import fastavro
+import hrcore
+import pytest
+
+from tests.conftest import query, write
+
+EMPLOYEES = (
+    "1,Ann O'Neil,2021-07-27T16:02:08.123456Z,1,1\n"
+    '2,"Smith, John",2021-01-01T00:00:00-05:00,2,1\n'
+    "3,Zoë,1999-12-31T23:59:59Z,2,2\n"
+)
+
+
+@pytest.fixture
+def loaded(db: str, tmp_path: Path) -> str:
+    write(tmp_path, "departments.csv", "1,Sales\n2,Legal\n")
+    write(tmp_path, "jobs.csv", "1,Analyst\n2,Manager\n")
+    write(tmp_path, "hired_employees.csv", EMPLOYEES)
+    hrcore.load_all(tmp_path, database_url=db)
+    return db
+
+
+def table(db: str, name: str) -> list[tuple[object, ...]]:
+    return query(db, f"SELECT * FROM {name} ORDER BY id")
+
+
+def test_a_backup_keeps_types_and_a_restore_brings_the_table_back(
+    loaded: str, tmp_path: Path
+) -> None:
+    before = table(loaded, "hired_employees")
+    made = hrcore.backup("hired_employees", to=tmp_path / "backups", database_url=loaded)
+
+    assert made.rows == 3
+    assert Path(made.uri).parent == tmp_path / "backups"
+    assert Path(made.uri).name.startswith("hired_employees-")
+    assert made.uri.endswith(".avro")
+    with open(made.uri, "rb") as f:
+        reader = fastavro.reader(f)
+        records = [cast(dict[str, Any], r) for r in reader]
+        schema = cast(dict[str, Any], reader.writer_schema)
+        assert [fld["type"] for fld in schema["fields"]] == [
+            "int",
+            "string",
+            {"type": "long", "logicalType": "timestamp-micros"},
+            "int",
+            "int",
+        ]
+    assert records[0]["datetime"] == datetime(2021, 7, 27, 16, 2, 8, 123456, tzinfo=UTC)
+    assert records[1]["datetime"] == datetime(2021, 1, 1, 5, 0, tzinfo=UTC)
+
+    query(loaded, "UPDATE hired_employees SET name = 'changed' WHERE id = 1")
+    query(loaded, "DELETE FROM hired_employees WHERE id = 2")
+    query(loaded, "INSERT INTO hired_employees VALUES (99, 'new', now(), 1, 1)")
+    restored = hrcore.restore("hired_employees", from_=made.uri, database_url=loaded)
+
+    assert restored.rows == 3
+    assert table(loaded, "hired_employees") == before
+
+
+def test_backup_all_writes_one_file_per_table(loaded: str, tmp_path: Path) -> None:
+    made = hrcore.backup_all(to=tmp_path, database_url=loaded)
+    assert [(b.table, b.rows) for b in made] == [
+        ("departments", 2),
+        ("jobs", 2),
+        ("hired_employees", 3),
+    ]
+    assert len(list(tmp_path.glob("*.avro"))) == 3
+
+
+def test_round_trip_through_s3(loaded: str, s3_endpoint: str, bucket: str) -> None:
+    before = table(loaded, "jobs")
+    made = hrcore.backup("jobs", to=f"s3://{bucket}/backups/", database_url=loaded)
+    assert made.uri.startswith(f"s3://{bucket}/backups/jobs-")
+    query(loaded, "UPDATE jobs SET job = 'x'")
+
+    hrcore.restore("jobs", from_=made.uri, database_url=loaded)
+    assert table(loaded, "jobs") == before
+
+
+def test_an_empty_table_round_trips(db: str, tmp_path: Path) -> None:
+    made = hrcore.backup("jobs", to=tmp_path, database_url=db)
+    write(tmp_path, "jobs.csv", "1,A\n")
+    hrcore.load(tmp_path / "jobs.csv", database_url=db)
+
+    assert made.rows == 0
+    assert hrcore.restore("jobs", from_=made.uri, database_url=db).rows == 0
+    assert table(db, "jobs") == []
+
+
+def test_restoring_a_referenced_table_without_rows_others_need_changes_nothing(
+    loaded: str, tmp_path: Path
+) -> None:
+    query(loaded, "DELETE FROM hired_employees WHERE department_id = 2")
+    query(loaded, "DELETE FROM departments WHERE id = 2")
+    sales_only = hrcore.backup("departments", to=tmp_path, database_url=loaded)
+    query(loaded, "INSERT INTO departments VALUES (2, 'Legal')")
+    query(loaded, "INSERT INTO hired_employees VALUES (7, 'x', now(), 2, 1)")
+    before = table(loaded, "departments"), table(loaded, "hired_employees")
+
+    with pytest.raises(hrcore.RestoreError, match="nothing was changed"):
+        hrcore.restore("departments", from_=sales_only.uri, database_url=loaded)
+    assert (table(loaded, "departments"), table(loaded, "hired_employees")) == before
+
+    query(loaded, "DELETE FROM hired_employees WHERE id = 7")
+    assert hrcore.restore("departments", from_=sales_only.uri, database_url=loaded).rows == 1
+    assert table(loaded, "departments") == [(1, "Sales")]
+
+
+def test_a_file_that_is_not_a_backup_of_that_table_is_refused(loaded: str, tmp_path: Path) -> None:
+    jobs = hrcore.backup("jobs", to=tmp_path, database_url=loaded)
+    not_avro = write(tmp_path, "x.avro", "1,Sales\n")
+    before = table(loaded, "departments")
+
+    with pytest.raises(hrcore.RestoreError, match="not an AVRO backup of table departments"):
+        hrcore.restore("departments", from_=jobs.uri, database_url=loaded)
+    with pytest.raises(hrcore.RestoreError, match="not an AVRO backup"):
+        hrcore.restore("departments", from_=not_avro, database_url=loaded)
+    with pytest.raises(hrcore.SourceNotFoundError):
+        hrcore.restore("departments", from_=tmp_path / "none.avro", database_url=loaded)
+    assert table(loaded, "departments") == before
+
+
+def test_round_trip_of_many_rows_across_arrow_batches(refs: str, tmp_path: Path) -> None:
+    rows = "".join(
+        f"{i},N{i},2021-{i % 12 + 1:02d}-0{i % 9 + 1}T{i % 24:02d}:00:00Z,{i % 3 + 1},{i % 3 + 1}\n"
+        for i in range(1, 120_001)
+    )
+    hrcore.load(write(tmp_path, "hired_employees.csv", rows), database_url=refs)
+    before = table(refs, "hired_employees")
+    made = hrcore.backup("hired_employees", to=tmp_path, database_url=refs)
+    query(refs, "DELETE FROM hired_employees WHERE id % 7 = 0")
+
+    assert hrcore.restore("hired_employees", from_=made.uri, database_url=refs).rows == 120_000
+    assert table(refs, "hired_employees") == before
