@@ -26,19 +26,13 @@ from hrcore._specs import HIRED_EMPLOYEES
 
 
 def frame(rows: int) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "id": pl.int_range(1, rows + 1, eager=True).cast(pl.Int32),
-            "name": pl.format("Name {}", pl.int_range(1, rows + 1, eager=True)),
-            "datetime": pl.datetime_range(
-                pl.datetime(2021, 1, 1, time_zone="UTC"),
-                pl.datetime(2021, 1, 1, time_zone="UTC") + pl.duration(seconds=rows - 1),
-                "1s",
-                eager=True,
-            ),
-            "department_id": (pl.int_range(0, rows, eager=True) % 12 + 1).cast(pl.Int32),
-            "job_id": (pl.int_range(0, rows, eager=True) % 183 + 1).cast(pl.Int32),
-        }
+    start = pl.datetime(2021, 1, 1, time_zone="UTC")
+    return pl.select(
+        id=pl.int_range(1, rows + 1).cast(pl.Int32),
+        name=pl.format("Name {}", pl.int_range(1, rows + 1)),
+        datetime=pl.datetime_range(start, start + pl.duration(seconds=rows - 1), "1s"),
+        department_id=(pl.int_range(0, rows) % 12 + 1).cast(pl.Int32),
+        job_id=(pl.int_range(0, rows) % 183 + 1).cast(pl.Int32),
     )
 
 

@@ -3,8 +3,8 @@
 report = hrcore.load("s3://bucket/hired_employees.csv", table="hired_employees")
 """
 
-from hrcore._backup import Backup, backup, backup_all, restore
-from hrcore._db import connect, database_url
+from hrcore._backup import Backup, backup, backup_all, list_backups, restore
+from hrcore._db import ConnectionPool, connect, database_url
 from hrcore._errors import (
     DatabaseError,
     HrcoreError,
@@ -13,6 +13,8 @@ from hrcore._errors import (
     SourceNotFoundError,
     UsageError,
 )
+from hrcore._health import StoredFile, check_database, list_files
+from hrcore._ledger import Rejection
 from hrcore._loader import (
     MAX_BATCH_SIZE,
     MIN_BATCH_SIZE,
@@ -22,7 +24,9 @@ from hrcore._loader import (
     load_all,
 )
 from hrcore._metrics import departments_above_mean, hires_by_quarter
+from hrcore._queries import get_load, get_row, list_loads, list_rejections, list_rows
 from hrcore._report import LoadReport
+from hrcore._rows import RejectedRow, RowsReport, load_rows
 from hrcore._sample import write_sample
 from hrcore._schema import init_schema
 from hrcore._specs import TABLES, Column, TableSpec, get_table
@@ -35,26 +39,40 @@ __all__ = [
     "TABLES",
     "Backup",
     "Column",
+    "ConnectionPool",
     "DatabaseError",
     "HrcoreError",
     "LoadFailedError",
     "LoadReport",
     "Progress",
+    "RejectedRow",
+    "Rejection",
     "RestoreError",
+    "RowsReport",
     "SourceNotFoundError",
+    "StoredFile",
     "TableSpec",
     "UsageError",
     "backup",
     "backup_all",
     "check_batch_size",
+    "check_database",
     "connect",
     "database_url",
     "departments_above_mean",
+    "get_load",
+    "get_row",
     "get_table",
     "hires_by_quarter",
     "init_schema",
+    "list_backups",
+    "list_files",
+    "list_loads",
+    "list_rejections",
+    "list_rows",
     "load",
     "load_all",
+    "load_rows",
     "restore",
     "write_sample",
 ]

@@ -8,6 +8,7 @@ in one transaction: all or nothing, foreign keys checked at commit.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import islice
@@ -19,7 +20,9 @@ import msgspec
 import pyarrow as pa
 
 from hrcore._db import Connection, connect, execute
-from hrcore._errors import RestoreError, SourceNotFoundError
+from hrcore._errors import DatabaseError, RestoreError, SourceNotFoundError
+from hrcore._health import StoredFile, list_files
+from hrcore._schema import ready
 from hrcore._sources import s3_filesystem
 from hrcore._specs import TABLES, TableSpec, get_table
 
@@ -104,7 +107,7 @@ def backup(
     spec = get_table(table)
     uri = _file_uri(spec, os.fspath(to) if to is not None else default_destination())
     counted = 0
-    with connect(database_url) as conn:
+    with ready(database_url) as conn:
 
         def counting() -> Iterator[dict[str, Any]]:
             nonlocal counted
@@ -173,6 +176,8 @@ def restore(
         except (ValueError, fastavro.read.SchemaResolutionError) as exc:
             raise RestoreError(f"{uri} is not an AVRO backup of table {spec.name}: {exc}") from exc
         _check_schema(spec, reader.writer_schema, uri)
+        with ready(database_url):
+            pass  # the tables exist before the restore's transaction starts
         with connect(database_url, autocommit=False) as conn:
             try:
                 execute(conn, f"CREATE TEMP TABLE hrcore_restore (LIKE {spec.name}) ON COMMIT DROP")
@@ -183,13 +188,13 @@ def restore(
                 for statement in _replace_sql(spec):
                     execute(conn, statement)
                 conn.commit()
-            except adbc_driver_manager.Error as exc:
+            except (adbc_driver_manager.Error, DatabaseError) as exc:
                 conn.rollback()
                 raise RestoreError(_explain(spec, uri, exc)) from exc
     return Backup(table=spec.name, uri=uri, rows=int(rows))
 
 
-def _explain(spec: TableSpec, uri: str, exc: adbc_driver_manager.Error) -> str:
+def _explain(spec: TableSpec, uri: str, exc: Exception) -> str:
     state = getattr(exc, "sqlstate", None)
     detail = " ".join(str(exc).split())
     if state == "23503":
@@ -200,3 +205,15 @@ def _explain(spec: TableSpec, uri: str, exc: adbc_driver_manager.Error) -> str:
     if state == "21000":
         return f"{uri} holds the same {spec.name} id twice (nothing was changed)"
     return f"restoring {spec.name} from {uri} failed (nothing was changed): {detail}"
+
+
+def list_backups(table: str, *, location: str | os.PathLike[str] | None = None) -> list[StoredFile]:
+    """The backup files of ``table`` at ``location`` (default destination), oldest first."""
+    spec = get_table(table)
+    where = os.fspath(location) if location is not None else default_destination()
+    try:
+        found = list_files(where)
+    except SourceNotFoundError:  # no backup made there yet
+        return []
+    name = re.compile(rf"(^|/){re.escape(spec.name)}-\d{{8}}T\d+Z\.avro$")
+    return sorted((f for f in found if name.search(f.uri)), key=lambda f: f.uri)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,15 +30,80 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1***@", url)
 
 
-@contextmanager
-def connect(url: str | None = None, *, autocommit: bool = True) -> Iterator[Connection]:
-    """An ADBC connection, closed on exit; driver errors become :class:`DatabaseError`."""
-    resolved = database_url(url)
+def _open(url: str, autocommit: bool) -> Connection:
     try:
-        conn = adbc.connect(resolved, autocommit=autocommit)
+        conn: Connection = adbc.connect(url, autocommit=autocommit)
+        return conn
     except adbc.Error as exc:
         reason = " ".join(str(exc).split())
-        raise DatabaseError(f"cannot connect to {redact(resolved)}: {reason}") from exc
+        raise DatabaseError(f"cannot connect to {redact(url)}: {reason}") from exc
+
+
+class ConnectionPool:
+    """Keeps up to ``size`` idle connections to one database for reuse.
+
+    While a pool is open, :func:`connect` to its URL borrows from it instead of
+    opening a connection per call (a server uses one; the CLI does not). A
+    connection whose block raised is closed, not reused: its state is unknown.
+    """
+
+    def __init__(self, url: str | None = None, *, size: int = 4) -> None:
+        self.url = database_url(url)
+        self.size = size
+        self._idle: list[Connection] = []
+        self._lock = threading.Lock()
+        _POOLS[self.url] = self
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = _open(self.url, autocommit=True)
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            if _POOLS.get(self.url) is self and len(self._idle) < self.size:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections; :func:`connect` opens its own again."""
+        with self._lock:
+            if _POOLS.get(self.url) is self:
+                del _POOLS[self.url]
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def __enter__(self) -> ConnectionPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+_POOLS: dict[str, ConnectionPool] = {}
+
+
+@contextmanager
+def connect(url: str | None = None, *, autocommit: bool = True) -> Iterator[Connection]:
+    """An ADBC connection for a block; driver errors become :class:`DatabaseError`.
+
+    Borrowed from the open :class:`ConnectionPool` of that URL if there is one
+    (autocommit connections only), else opened here and closed on exit.
+    """
+    resolved = database_url(url)
+    pool = _POOLS.get(resolved)
+    if pool is not None and autocommit:
+        with pool.connection() as pooled:
+            yield pooled
+        return
+    conn = _open(resolved, autocommit)
     try:
         yield conn
     finally:
@@ -47,12 +113,24 @@ def connect(url: str | None = None, *, autocommit: bool = True) -> Iterator[Conn
 def execute(
     conn: Connection, sql: str, params: tuple[Any, ...] | None = None
 ) -> list[tuple[Any, ...]]:
-    """Run one statement; return its rows (empty for statements without a result)."""
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        if cur.description is None:
-            return []
-        return list(cur.fetchall())
+    """Run one statement; return its rows (empty for statements without a result).
+
+    Driver errors become :class:`DatabaseError`, keeping the SQLSTATE.
+    """
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            if cur.description is None:
+                return []
+            return list(cur.fetchall())
+    except adbc.Error as exc:
+        raise database_error(exc) from exc
+
+
+def database_error(exc: Exception) -> DatabaseError:
+    """A driver error as a one-line :class:`DatabaseError` with its SQLSTATE."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DatabaseError(redact(first), sqlstate=getattr(exc, "sqlstate", None))
 
 
 def scalar(conn: Connection, sql: str, params: tuple[Any, ...] | None = None) -> Any:

@@ -21,7 +21,11 @@ class SourceNotFoundError(HrcoreError, FileNotFoundError):
 
 
 class DatabaseError(HrcoreError):
-    """The database could not be reached or refused a statement."""
+    """The database could not be reached or refused a statement (``sqlstate`` tells why)."""
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 class RestoreError(HrcoreError):

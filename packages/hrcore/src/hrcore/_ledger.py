@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from hrcore._db import Connection, connect, execute, scalar
 from hrcore._report import LoadReport
 from hrcore._schema import STAGING_SCHEMA
@@ -42,7 +44,7 @@ def reap_stale(conn: Connection) -> list[int]:
     return [load_id for (load_id,) in stale]
 
 
-def start(conn: Connection, table: str, source: str, identity: str, batch_size: int) -> int:
+def start(conn: Connection, table: str, source: str, identity: str | None, batch_size: int) -> int:
     """Open a ``running`` ledger entry owned by this session; return its id."""
     load_id = scalar(
         conn,
@@ -98,3 +100,34 @@ def report(conn: Connection, load_id: int) -> LoadReport:
         rejections={reason: int(n) for reason, n in reasons},
         error=error,
     )
+
+
+class Rejection(msgspec.Struct, kw_only=True):
+    """A rejected row as the ledger keeps it."""
+
+    line_number: int
+    raw: str
+    reasons: list[str]
+
+
+def rejected_rows(
+    conn: Connection, load_id: int, *, limit: int = 100, after_line: int = 0
+) -> list[Rejection]:
+    """A load's rejected rows by line number, ``limit`` at a time after ``after_line``."""
+    rows = execute(
+        conn,
+        """SELECT line_number, raw, reasons FROM rejected_rows
+           WHERE load_id = $1 AND line_number > $2 ORDER BY line_number LIMIT $3""",
+        (load_id, after_line, limit),
+    )
+    return [Rejection(line_number=int(n), raw=raw, reasons=list(r)) for n, raw, r in rows]
+
+
+def load_ids(conn: Connection, *, limit: int = 100, before: int | None = None) -> list[int]:
+    """Ids of loads, newest first, ``limit`` at a time (keyset: ids below ``before``)."""
+    rows = execute(
+        conn,
+        "SELECT id FROM load_runs WHERE id < $1 ORDER BY id DESC LIMIT $2",
+        (before if before is not None else 2**62, limit),
+    )
+    return [int(i) for (i,) in rows]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,7 +29,7 @@ from hrcore._db import Connection, connect, execute, redact
 from hrcore._duplicates import RepeatedIds
 from hrcore._errors import HrcoreError, LoadFailedError, UsageError
 from hrcore._report import LoadReport
-from hrcore._schema import STAGING_SCHEMA, init_schema
+from hrcore._schema import STAGING_SCHEMA, ensure_schema
 from hrcore._specs import TABLES, TableSpec, get_table
 from hrcore._validate import validate
 
@@ -150,17 +150,17 @@ def _reference_ids(conn: Connection, spec: TableSpec) -> dict[str, pl.Series]:
 
 
 class _Stager:
-    """Turns the file into validated Arrow batches tagged with batch numbers."""
+    """Turns chunks of lines into validated Arrow batches tagged with batch numbers."""
 
     def __init__(
         self,
         spec: TableSpec,
-        source: _sources.SourceFile,
+        lines: Iterable[pl.DataFrame],
         refs: dict[str, pl.Series],
         batch_size: int,
         progress: ProgressCallback | None,
     ) -> None:
-        self.spec, self.source, self.refs = spec, source, refs
+        self.spec, self.lines, self.refs = spec, lines, refs
         self.batch_size, self.progress = batch_size, progress
         self.schema = _stage_schema(spec)
         self.rows = 0
@@ -169,7 +169,7 @@ class _Stager:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         try:
-            for chunk in _sources.read_lines(self.source):
+            for chunk in self.lines:
                 if chunk.height == 0:
                     continue
                 numbered = chunk.with_columns(
@@ -203,8 +203,9 @@ def _stage(conn: Connection, stage: str, stager: _Stager) -> None:
         raise
     if stager.ids.repeated:
         execute(conn, _mark_duplicates_sql(stage, stager.ids.repeated))
-    execute(conn, f"CREATE INDEX ON {stage} (batch)")
-    execute(conn, f"ANALYZE {stage}")
+    if stager.rows > stager.batch_size:  # several batches: each is found by its number
+        execute(conn, f"CREATE INDEX ON {stage} (batch)")
+        execute(conn, f"ANALYZE {stage}")
 
 
 def _write_batches(
@@ -287,19 +288,47 @@ def load(
     if spec is None:
         raise UsageError(f"cannot tell which table {os.fspath(location)!r} is for: pass table=")
     src = _sources.resolve(location, spec)
+    return run_load(
+        spec,
+        _sources.read_lines(src),
+        source=src.uri,
+        identity=src.identity,
+        batch_size=batch_size,
+        database_url=database_url,
+        progress=progress,
+        writers=writers,
+    )
+
+
+def run_load(
+    spec: TableSpec,
+    lines: Iterable[pl.DataFrame],
+    *,
+    source: str,
+    identity: str | None,
+    batch_size: int,
+    database_url: str | None,
+    progress: ProgressCallback | None = None,
+    writers: int = WRITERS,
+) -> LoadReport:
+    """Stage ``lines`` (chunks of ``line``, ``text``), then commit them batch by batch.
+
+    A load with an ``identity`` (a file) holds a lock on its table and source, so
+    two loaders of the same file take turns; the second then finds nothing to change.
+    """
     url = _db.database_url(database_url)
     started = time.perf_counter()
     with connect(url) as conn:
-        init_schema(conn)
+        ensure_schema(conn, url)
         _ledger.reap_stale(conn)
-        # two loaders of the same file take turns; the second then finds nothing to change
-        execute(
-            conn, "SELECT pg_advisory_lock(hashtextextended($1, 0))", (f"{spec.name}:{src.uri}",)
-        )
-        load_id = _ledger.start(conn, spec.name, src.uri, src.identity, batch_size)
+        if identity is not None:
+            execute(
+                conn, "SELECT pg_advisory_lock(hashtextextended($1, 0))", (f"{spec.name}:{source}",)
+            )
+        load_id = _ledger.start(conn, spec.name, source, identity, batch_size)
         stage = stage_table(load_id)
         try:
-            stager = _Stager(spec, src, _reference_ids(conn, spec), batch_size, progress)
+            stager = _Stager(spec, lines, _reference_ids(conn, spec), batch_size, progress)
             _stage(conn, stage, stager)
             _write_batches(
                 conn, url, spec, stage, load_id, stager.rows, batch_size, writers, progress
@@ -311,13 +340,14 @@ def load(
                 report = _ledger.fail(url, load_id, _first_line(exc))
             except HrcoreError:  # the database is gone too: the next load reaps this entry
                 report = LoadReport(
-                    table=spec.name, source=src.uri, load_id=load_id, status="failed"
+                    table=spec.name, source=source, load_id=load_id, status="failed"
                 )
             report.seconds = round(time.perf_counter() - started, 3)
             raise LoadFailedError(
-                f"loading {spec.name} from {src.uri} failed: {_first_line(exc)}", report
+                f"loading {spec.name} from {source} failed: {_first_line(exc)}", report
             ) from exc
-        execute(conn, "SELECT pg_advisory_unlock_all()")
+        if identity is not None:
+            execute(conn, "SELECT pg_advisory_unlock_all()")
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from hrcore._db import Connection, connect
+from hrcore._db import Connection
 from hrcore._errors import UsageError
+from hrcore._schema import ready
 
 MIN_YEAR, MAX_YEAR = 1, 9999
 
@@ -75,7 +76,7 @@ def hires_by_quarter(year: int = 2021, *, database_url: str | None = None) -> pl
     ordered by department, then job, byte-wise.
     """
     year = check_year(year)
-    with connect(database_url) as conn:
+    with ready(database_url) as conn:
         return _fetch(conn, HIRES_BY_QUARTER_SQL, year, HIRES_BY_QUARTER_SCHEMA)  # type: ignore[arg-type]
 
 
@@ -86,5 +87,5 @@ def departments_above_mean(year: int = 2021, *, database_url: str | None = None)
     ``id, department, hired``, ordered by hired (most first), then id.
     """
     year = check_year(year)
-    with connect(database_url) as conn:
+    with ready(database_url) as conn:
         return _fetch(conn, DEPARTMENTS_ABOVE_MEAN_SQL, year, DEPARTMENTS_ABOVE_MEAN_SCHEMA)  # type: ignore[arg-type]

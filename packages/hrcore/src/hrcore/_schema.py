@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hrcore import _db
 from hrcore._db import Connection, execute, scalar
 from hrcore._specs import TABLES
 
@@ -102,6 +106,25 @@ END $$""",
     FROM hired_employees GROUP BY 1, 2, 3, 4""",
 )
 _SCHEMA_LOCK = 0x68726330  # advisory lock key: concurrent first runs create the schema once
+
+
+_READY: set[str] = set()  # database URLs whose schema this process has made sure of
+
+
+def ensure_schema(conn: Connection, url: str) -> None:
+    """:func:`init_schema`, once per database and process."""
+    if url not in _READY:
+        init_schema(conn)
+        _READY.add(url)
+
+
+@contextmanager
+def ready(database_url: str | None = None) -> Iterator[Connection]:
+    """A connection to a database whose tables exist (made on first use)."""
+    url = _db.database_url(database_url)
+    with _db.connect(url) as conn:
+        ensure_schema(conn, url)
+        yield conn
 
 
 def init_schema(conn: Connection) -> None:

@@ -124,7 +124,7 @@ def _open(source: SourceFile) -> BinaryIO:
     return open(source.uri, "rb")
 
 
-def _parse_lines(data: bytes, first_line: int) -> pl.DataFrame:
+def parse_lines(data: bytes, first_line: int) -> pl.DataFrame:
     """One block of whole lines as ``line`` (1-based number) and ``text``; blanks dropped.
 
     Splitting on the newline itself yields one field per line whatever it holds;
@@ -157,7 +157,7 @@ def read_lines(source: SourceFile, block_bytes: int = BLOCK_BYTES) -> Iterator[p
             cut = data.rfind(b"\n") + 1
             whole, carry = data[:cut], data[cut:]
             if whole:
-                yield _parse_lines(whole, first_line)
+                yield parse_lines(whole, first_line)
                 first_line += whole.count(b"\n")
     if carry:
-        yield _parse_lines(carry, first_line)
+        yield parse_lines(carry, first_line)

@@ -1,0 +1,62 @@
+"""The Litestar application, built by :func:`create_app` from the environment."""
+
+from __future__ import annotations
+
+import logging
+
+import hrcore
+from litestar import Litestar
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from hrcore_api.errors import http_error, library_error, unexpected_error
+from hrcore_api.logs import request_log
+from hrcore_api.routes import service_routes, table_routes
+from hrcore_api.security import make_guard
+from hrcore_api.settings import Settings
+from hrcore_api.types import TABLE_PATHS
+
+log = logging.getLogger("hrcore_api")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the app; settings come from the environment unless given."""
+    settings = settings or Settings.from_env()
+    if not settings.api_token:
+        log.warning(
+            "HRCORE_API_TOKEN is not set: every endpoint is open to anyone who can reach it"
+        )
+    pools: list[hrcore.ConnectionPool] = []
+
+    def open_pool() -> None:
+        pools.append(hrcore.ConnectionPool(settings.database_url, size=settings.pool_size))
+
+    def close_pool() -> None:
+        while pools:
+            pools.pop().close()
+
+    handlers = service_routes(settings)
+    for path, table in TABLE_PATHS.items():
+        handlers += table_routes(settings, path, table)
+
+    return Litestar(
+        route_handlers=handlers,
+        guards=[make_guard(settings.api_token)],
+        middleware=[request_log],
+        exception_handlers={
+            HTTPException: http_error,
+            hrcore.HrcoreError: library_error,
+            LookupError: library_error,
+            Exception: unexpected_error,
+        },
+        openapi_config=OpenAPIConfig(
+            title="hrcore",
+            version="0.1.0",
+            description="Load HR CSV files and rows into PostgreSQL; the metrics; backups.",
+            path="/schema",
+        ),
+        request_max_body_size=settings.max_body_bytes,
+        logging_config=None,  # hrcore-api sets up plain JSON lines; a host app keeps its own
+        on_startup=[open_pool],
+        on_shutdown=[close_pool],
+    )

@@ -1,0 +1,243 @@
+"""Route handlers: parse the request, call the library (off the event loop), answer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+from functools import partial
+from typing import Annotated, Any
+
+import anyio.to_thread
+import hrcore
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.exceptions import HTTPException, ServiceUnavailableException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, QueryParameter
+
+from hrcore_api.security import PUBLIC
+from hrcore_api.settings import Settings
+from hrcore_api.types import TABLE_PATHS, BatchRequest, Items, Page, RestoreRequest, rows_type
+
+log = logging.getLogger("hrcore_api.loads")
+
+Limit = Annotated[
+    int, QueryParameter(ge=1, le=hrcore.MAX_BATCH_SIZE, description="page size, 1 to 1000")
+]
+Year = Annotated[int, QueryParameter(description="year of hire (UTC), 1 to 9999")]
+After = Annotated[int | None, QueryParameter(description="the last id of the previous page")]
+Before = Annotated[int | None, QueryParameter(description="the last load id of the previous page")]
+AfterLine = Annotated[int, QueryParameter(description="the last line number of the previous page")]
+
+
+def _log_load(kind: str, table: str, outcome: dict[str, Any]) -> None:
+    log.info(json.dumps({"event": kind, "table": table, **outcome}, default=str))
+
+
+def _decode(body: bytes, kind: type[Any]) -> Any:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ValidationException(f"malformed body: {exc}") from exc
+
+
+def _safe_key(key: str) -> str:
+    """A key inside the configured bucket/prefix: no scheme, no absolute path, no '..'."""
+    parts = key.split("/")
+    if not key or "://" in key or key.startswith("/") or "\\" in key or ".." in parts:
+        raise ValidationException(
+            f"key must be a relative name inside the configured source, not {key!r}"
+        )
+    return key
+
+
+def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
+    """The routes that are not about one table."""
+    db = settings.database_url
+
+    @get("/", opt=PUBLIC, summary="What this service is")
+    async def index() -> dict[str, Any]:
+        return {
+            "name": "hrcore",
+            "version": _version(),
+            "links": {
+                "openapi": "/schema/openapi.json",
+                "health": ["/health-db", "/health-s3"],
+                "tables": [f"/{p}" for p in TABLE_PATHS],
+                "metrics": ["/metrics/hires-by-quarter", "/metrics/departments-above-mean"],
+                "loads": "/loads",
+            },
+        }
+
+    @get("/health-db", opt=PUBLIC, sync_to_thread=True, summary="Runs a query on the database")
+    def health_db() -> dict[str, str]:
+        return {"status": "ok", "server_version": hrcore.check_database(db)}
+
+    @get("/health-s3", opt=PUBLIC, sync_to_thread=True, summary="Lists the CSV source's files")
+    def health_s3() -> dict[str, Any]:
+        source = settings.source
+        try:
+            files = hrcore.list_files(source)
+        except hrcore.SourceNotFoundError as exc:
+            raise ServiceUnavailableException(str(exc)) from exc
+        return {"status": "ok", "source": source, "files": msgspec.to_builtins(files)}
+
+    @get(
+        "/metrics/hires-by-quarter",
+        sync_to_thread=True,
+        summary="Hires per department and job by quarter",
+    )
+    def hires_by_quarter(request: Request[Any, Any, Any], year: Year = 2021) -> Any:
+        return _frame_response(request, hrcore.hires_by_quarter(year, database_url=db))
+
+    @get(
+        "/metrics/departments-above-mean",
+        sync_to_thread=True,
+        summary="Departments hiring above the mean",
+    )
+    def departments_above_mean(request: Request[Any, Any, Any], year: Year = 2021) -> Any:
+        return _frame_response(request, hrcore.departments_above_mean(year, database_url=db))
+
+    @get("/loads", sync_to_thread=True, summary="The load ledger, newest first")
+    def loads(limit: Limit = 100, before: Before = None) -> Page:
+        found = hrcore.list_loads(limit=limit, before=before, database_url=db)
+        more = f"/loads?limit={limit}&before={found[-1].load_id}" if len(found) == limit else None
+        return Page(items=found, next=more)
+
+    @get("/loads/{load_id:int}", sync_to_thread=True, summary="One load's report")
+    def load(load_id: FromPath[int]) -> hrcore.LoadReport:
+        return hrcore.get_load(load_id, database_url=db)
+
+    @get("/loads/{load_id:int}/rejections", sync_to_thread=True, summary="A load's rejected rows")
+    def rejections(load_id: FromPath[int], limit: Limit = 100, after: AfterLine = 0) -> Page:
+        found = hrcore.list_rejections(load_id, limit=limit, after_line=after, database_url=db)
+        more = (
+            f"/loads/{load_id}/rejections?limit={limit}&after={found[-1].line_number}"
+            if len(found) == limit
+            else None
+        )
+        return Page(items=found, next=more)
+
+    @post(
+        "/backups/{table:str}",
+        status_code=201,
+        sync_to_thread=True,
+        summary="Back a table up to AVRO",
+    )
+    def backup(table: FromPath[str]) -> hrcore.Backup:
+        return hrcore.backup(_table(table), to=settings.backups, database_url=db)
+
+    @get("/backups/{table:str}", sync_to_thread=True, summary="A table's backup files")
+    def backups(table: FromPath[str]) -> Items:
+        return Items(items=hrcore.list_backups(_table(table), location=settings.backups))
+
+    @post("/restores/{table:str}", status_code=200, summary="Replace a table with a backup")
+    async def restore(table: FromPath[str], request: Request[Any, Any, Any]) -> hrcore.Backup:
+        wanted = _decode(await request.body(), RestoreRequest)
+        known = {f.uri for f in hrcore.list_backups(_table(table), location=settings.backups)}
+        if wanted.uri not in known:
+            raise ValidationException(
+                f"{wanted.uri} is not one of the backups of {table} (GET /backups/{table})"
+            )
+        done = await anyio.to_thread.run_sync(
+            partial(hrcore.restore, _table(table), from_=wanted.uri, database_url=db)
+        )
+        _log_load("restore", done.table, msgspec.to_builtins(done))
+        return done
+
+    return [
+        index, health_db, health_s3, hires_by_quarter, departments_above_mean,
+        loads, load, rejections, backup, backups, restore,
+    ]  # fmt: skip
+
+
+def _table(path: str) -> str:
+    return hrcore.get_table(TABLE_PATHS.get(path, path)).name
+
+
+def _frame_response(request: Request[Any, Any, Any], frame: Any) -> Any:
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(frame.write_csv(), media_type="text/csv")
+    return Items(items=frame.to_dicts())
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("hrcore")
+
+
+def table_routes(settings: Settings, path: str, table: str) -> list[HTTPRouteHandler]:
+    """The routes of one table: load its file, add rows, list and get rows."""
+    spec = hrcore.get_table(table)
+    body_type = rows_type(spec)
+    db = settings.database_url
+    name = path.replace("-", "_")
+
+    async def load_file(request: Request[Any, Any, Any]) -> hrcore.LoadReport:
+        raw = await request.body()
+        options = _decode(raw, BatchRequest) if raw.strip() else BatchRequest()
+        key = _safe_key(options.key) if options.key is not None else spec.file_name
+        source = settings.source
+        location = source + key if source.startswith("s3://") else posixpath.join(source, key)
+        try:
+            report = await anyio.to_thread.run_sync(
+                partial(
+                    hrcore.load,
+                    location,
+                    table=spec.name,
+                    batch_size=options.batch_size,
+                    database_url=db,
+                )
+            )
+        except hrcore.LoadFailedError as exc:
+            _log_load("load", spec.name, exc.report.to_dict())
+            raise
+        _log_load("load", spec.name, report.to_dict())
+        return report
+
+    async def add_rows(request: Request[Any, Any, Any]) -> hrcore.RowsReport:
+        media = request.content_type[0]
+        raw = await request.body()
+        rows: list[dict[str, Any]] | str
+        if media in ("application/json", ""):
+            rows = [msgspec.structs.asdict(r) for r in _decode(raw, body_type).rows]
+        elif media == "text/csv":
+            rows = raw.decode("utf-8", errors="replace")
+        else:
+            raise HTTPException(
+                status_code=415, detail=f"send application/json or text/csv, not {media}"
+            )
+        report = await anyio.to_thread.run_sync(
+            partial(hrcore.load_rows, spec.name, rows, database_url=db)
+        )
+        _log_load(
+            "rows", spec.name, {**msgspec.to_builtins(report), "rejected": len(report.rejected)}
+        )
+        return report
+
+    def list_rows(limit: Limit = 100, after: After = None) -> Page:
+        found = hrcore.list_rows(spec.name, limit=limit, after=after, database_url=db)
+        more = f"/{path}?limit={limit}&after={found[-1][spec.key]}" if len(found) == limit else None
+        return Page(items=found, next=more)
+
+    def get_row(row_id: FromPath[int]) -> dict[str, Any]:
+        return hrcore.get_row(spec.name, row_id, database_url=db)
+
+    batch_help = 'Optional JSON body: {"key": "exports/x.csv", "batch_size": 1000}.'
+    rows_help = (
+        f'Fields: {", ".join(spec.column_names)}. JSON {{"rows": [...]}} or text/csv. '
+        "Valid rows land in one transaction; invalid ones are answered with reasons and logged."
+    )
+    return [
+        post(f"/{path}/batch", name=f"{name}_batch", status_code=200,
+             summary=f"Load {spec.file_name} from the configured source",
+             description=batch_help)(load_file),
+        post(f"/{path}", name=f"{name}_rows", status_code=200,
+             summary=f"Add 1 to 1000 {path} rows", description=rows_help)(add_rows),
+        get(f"/{path}", name=f"{name}_list", sync_to_thread=True,
+            summary=f"Page through {path} by id")(list_rows),
+        get(f"/{path}/{{row_id:int}}", name=f"{name}_get", sync_to_thread=True,
+            summary=f"One {path} row by id")(get_row),
+    ]  # fmt: skip

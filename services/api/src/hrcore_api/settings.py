@@ -1,0 +1,43 @@
+"""Settings, read from the environment when the app is built (never at import)."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+from hrcore._sources import SAMPLE_FOLDER
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """What the service needs to know; every field has an environment variable."""
+
+    database_url: str | None = None  # DATABASE_URL; None: the embedded server
+    s3_bucket: str | None = None  # S3_BUCKET_NAME; None: the bundled sample folder
+    s3_prefix: str = ""  # S3_PREFIX: where in the bucket the CSV files are
+    api_token: str | None = None  # HRCORE_API_TOKEN; None: writes are open
+    max_body_bytes: int = 2 * 1024 * 1024  # HRCORE_MAX_BODY_BYTES
+    pool_size: int = 4  # HRCORE_POOL_SIZE: idle database connections kept
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            s3_bucket=env.get("S3_BUCKET_NAME") or None,
+            s3_prefix=env.get("S3_PREFIX", "").strip("/"),
+            api_token=env.get("HRCORE_API_TOKEN") or None,
+            max_body_bytes=int(env.get("HRCORE_MAX_BODY_BYTES", 2 * 1024 * 1024)),
+            pool_size=int(env.get("HRCORE_POOL_SIZE", 4)),
+        )
+
+    @property
+    def source(self) -> str:
+        """Where the tables' CSV files are: the bucket (and prefix), or the sample folder."""
+        if self.s3_bucket:
+            prefix = f"{self.s3_prefix}/" if self.s3_prefix else ""
+            return f"s3://{self.s3_bucket}/{prefix}"
+        return str(SAMPLE_FOLDER)
+
+    @property
+    def backups(self) -> str:
+        return f"s3://{self.s3_bucket}/backups/" if self.s3_bucket else "backups"

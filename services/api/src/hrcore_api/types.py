@@ -1,0 +1,58 @@
+"""Request and response types, derived from the library's table specs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from hrcore import MAX_BATCH_SIZE, TableSpec
+from msgspec import Meta
+
+#: URL path of each table
+TABLE_PATHS = {"departments": "departments", "jobs": "jobs", "employees": "hired_employees"}
+
+BatchSize = Annotated[int, Meta(ge=1, le=MAX_BATCH_SIZE)]
+
+
+class BatchRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Optional body of ``POST /{table}/batch``: which file in the bucket, and batch size."""
+
+    key: str | None = None
+    batch_size: BatchSize = MAX_BATCH_SIZE
+
+
+class RestoreRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /restores/{table}``: the backup file to restore from."""
+
+    uri: str
+
+
+class Page(msgspec.Struct, kw_only=True):
+    """One page of a listing, and the path of the next one (null at the end)."""
+
+    items: list[Any]
+    next: str | None
+
+
+class Items(msgspec.Struct, kw_only=True):
+    items: list[Any]
+
+
+def row_type(spec: TableSpec) -> type[msgspec.Struct]:
+    """A row as the API takes it: the CSV's fields by name.
+
+    Values may be strings, integers or null, so that a bad value reaches the
+    library's validation and is answered with its reason instead of failing the
+    whole request; unknown field names make the request malformed.
+    """
+    fields = [(name, int | str | None, None) for name in spec.column_names]
+    name = "".join(part.title() for part in spec.name.split("_")) + "Row"
+    return msgspec.defstruct(name, fields, forbid_unknown_fields=True, kw_only=True)
+
+
+def rows_type(spec: TableSpec) -> type[msgspec.Struct]:
+    """The body of ``POST /{table}``: ``{"rows": [...]}`` with 1 to 1000 rows."""
+    row = row_type(spec)
+    rows = Annotated[list[row], Meta(min_length=1, max_length=MAX_BATCH_SIZE)]  # type: ignore[valid-type]
+    name = "".join(part.title() for part in spec.name.split("_")) + "Rows"
+    return msgspec.defstruct(name, [("rows", rows)], forbid_unknown_fields=True)

@@ -1,0 +1,376 @@
+"""The HTTP API through Litestar's test client (and once as a real server process),
+against real PostgreSQL and moto's S3 server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hrcore_api import create_app
+from hrcore_api.settings import Settings
+from litestar.testing import TestClient
+
+from tests.conftest import query, upload, write
+
+DEPARTMENTS = "1,Sales\n2,Legal\n3,Staff\n"
+JOBS = "1,Analyst\n2,Manager\n"
+
+
+def client(**settings: Any) -> TestClient[Any]:
+    return TestClient(app=create_app(Settings(**settings)))
+
+
+@pytest.fixture
+def api(refs: str) -> Iterator[TestClient[Any]]:
+    """A client of an app on the test database (departments and jobs 1-3 loaded)."""
+    with client(database_url=refs) as c:
+        yield c
+
+
+def employee(i: int, **changes: Any) -> dict[str, Any]:
+    row = {
+        "id": i,
+        "name": f"N{i}",
+        "datetime": "2021-03-01T10:00:00Z",
+        "department_id": 1,
+        "job_id": 2,
+    }
+    return {**row, **changes}
+
+
+def test_index_and_database_health(api: TestClient[Any]) -> None:
+    index = api.get("/")
+    assert index.status_code == 200
+    assert index.json()["name"] == "hrcore"
+    assert "/employees" in index.json()["links"]["tables"]
+    health = api.get("/health-db")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+
+
+def test_database_down_is_503_without_the_password() -> None:
+    with client(database_url="postgresql://u:s3cret@127.0.0.1:1/x") as c:
+        answer = c.get("/health-db")
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "database_unavailable"
+    assert "s3cret" not in answer.text
+
+
+def test_s3_health_lists_the_bucket_or_answers_503(
+    refs: str, bucket: str, tmp_path: Path, s3_endpoint: str
+) -> None:
+    upload(s3_endpoint, bucket, "jobs.csv", write(tmp_path, "jobs.csv", JOBS))
+    with client(database_url=refs, s3_bucket=bucket) as c:
+        listed = c.get("/health-s3")
+    assert listed.status_code == 200
+    assert listed.json()["files"] == [{"uri": f"s3://{bucket}/jobs.csv", "size": len(JOBS)}]
+    with client(database_url=refs, s3_bucket="no-such-bucket") as c:
+        assert c.get("/health-s3").status_code == 503
+
+
+def test_batch_loads_a_tables_file_from_the_bucket(
+    db: str, bucket: str, tmp_path: Path, s3_endpoint: str
+) -> None:
+    upload(s3_endpoint, bucket, "departments.csv", write(tmp_path, "departments.csv", DEPARTMENTS))
+    upload(s3_endpoint, bucket, "exports/jobs-2.csv", write(tmp_path, "jobs.csv", JOBS + "3,\n"))
+    with client(database_url=db, s3_bucket=bucket) as c:
+        departments = c.post("/departments/batch")
+        jobs = c.post("/jobs/batch", json={"key": "exports/jobs-2.csv", "batch_size": 1})
+
+    assert departments.status_code == 200
+    assert departments.json()["rows_inserted"] == 3
+    assert departments.json()["source"] == f"s3://{bucket}/departments.csv"
+    body = jobs.json()
+    assert (body["rows_read"], body["rows_inserted"], body["rows_rejected"], body["batches"]) == (
+        3,
+        2,
+        1,
+        3,
+    )
+    assert query(db, "SELECT count(*) FROM jobs") == [(2,)]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"key": "../secret.csv"}, 400),
+        ({"key": "/etc/passwd"}, 400),
+        ({"key": "s3://other-bucket/jobs.csv"}, 400),
+        ({"key": "a/../../b.csv"}, 400),
+        ({"batch_size": 0}, 400),
+        ({"batch_size": 1001}, 400),
+        ({"unknown": 1}, 400),
+        ({"key": "missing.csv"}, 404),
+    ],
+)
+def test_batch_refuses_keys_outside_the_source_and_bad_options(
+    db: str, bucket: str, body: dict[str, Any], status: int
+) -> None:
+    with client(database_url=db, s3_bucket=bucket) as c:
+        answer = c.post("/jobs/batch", json=body)
+    assert answer.status_code == status
+    assert set(answer.json()) == {"error", "detail"}
+    assert query(db, "SELECT count(*) FROM load_runs") == [(0,)]
+
+
+def test_posted_rows_land_and_invalid_ones_are_answered_and_logged(
+    api: TestClient[Any], refs: str
+) -> None:
+    rows = [
+        employee(1),
+        employee(2, name=""),
+        employee(3, datetime="2021-02-30T00:00:00Z"),
+        employee(4, job_id=9),
+    ]
+    answer = api.post("/employees", json={"rows": rows})
+
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["received"], body["inserted"], body["updated"], body["unchanged"]) == (4, 1, 0, 0)
+    assert body["rejected"] == [
+        {"index": 1, "reasons": ["missing_field"], "row": rows[1]},
+        {"index": 2, "reasons": ["bad_datetime"], "row": rows[2]},
+        {"index": 3, "reasons": ["unknown_job"], "row": rows[3]},
+    ]
+    assert query(refs, "SELECT id FROM hired_employees") == [(1,)]
+    logged = query(
+        refs,
+        "SELECT line_number, reasons FROM rejected_rows WHERE load_id = $1 ORDER BY 1",
+        (body["load_id"],),
+    )
+    assert logged == [(2, ["missing_field"]), (3, ["bad_datetime"]), (4, ["unknown_job"])]
+
+    again = api.post("/employees", json={"rows": [employee(1), employee(5)]}).json()
+    assert (again["inserted"], again["unchanged"]) == (1, 1)
+
+
+def test_a_csv_body_follows_the_same_rules(api: TestClient[Any], refs: str) -> None:
+    text = '1,"Smith, John",2021-03-01T10:00:00Z,1,2\n2,Ann,not a date,1,2\n'
+    answer = api.post("/employees", content=text, headers={"content-type": "text/csv"})
+
+    assert answer.status_code == 200
+    assert answer.json()["inserted"] == 1
+    assert answer.json()["rejected"] == [
+        {"index": 1, "reasons": ["bad_datetime"], "row": "2,Ann,not a date,1,2"}
+    ]
+    assert query(refs, "SELECT name FROM hired_employees") == [("Smith, John",)]
+
+
+def test_1000_rows_are_accepted_and_1001_refused_without_writing(
+    api: TestClient[Any], refs: str
+) -> None:
+    ok = api.post("/employees", json={"rows": [employee(i) for i in range(1, 1001)]})
+    assert ok.status_code == 200
+    assert ok.json()["inserted"] == 1000
+
+    too_many = api.post("/employees", json={"rows": [employee(i) for i in range(2001, 3002)]})
+    assert too_many.status_code == 400
+    lines = "".join(f"{i},N,2021-03-01T10:00:00Z,1,1\n" for i in range(2001, 3002))
+    too_many_csv = api.post("/employees", content=lines, headers={"content-type": "text/csv"})
+    assert too_many_csv.status_code == 400
+    assert query(refs, "SELECT count(*) FROM hired_employees") == [(1000,)]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status"),
+    [
+        ('{"rows": []}', "application/json", 400),
+        ("{not json", "application/json", 400),
+        ('{"rows": [{"id": 1, "salary": 3}]}', "application/json", 400),
+        ('{"rows": [[1, "x"]]}', "application/json", 400),
+        ('{"items": []}', "application/json", 400),
+        ("", "text/csv", 400),
+        ("1,Sales", "application/xml", 415),
+    ],
+)
+def test_malformed_bodies_are_4xx_and_write_nothing(
+    api: TestClient[Any], refs: str, content: str, content_type: str, status: int
+) -> None:
+    before = query(refs, "SELECT count(*) FROM load_runs")
+    answer = api.post("/departments", content=content, headers={"content-type": content_type})
+    assert answer.status_code == status
+    assert set(answer.json()) == {"error", "detail"}
+    assert query(refs, "SELECT count(*) FROM load_runs") == before
+
+
+def test_a_body_over_the_size_limit_is_413(refs: str) -> None:
+    with client(database_url=refs, max_body_bytes=1000) as c:
+        answer = c.post("/employees", json={"rows": [employee(i) for i in range(1, 100)]})
+    assert answer.status_code == 413
+    assert answer.json()["error"] == "payload_too_large"
+
+
+def test_pages_walk_a_whole_table_without_gaps_or_repeats(
+    api: TestClient[Any], refs: str, tmp_path: Path
+) -> None:
+    ids = list(range(1, 2400, 3))
+    write(
+        tmp_path,
+        "hired_employees.csv",
+        "".join(f"{i},N{i},2021-03-01T10:00:00Z,1,1\n" for i in ids),
+    )
+    import hrcore
+
+    hrcore.load(tmp_path / "hired_employees.csv", database_url=refs)
+    seen: list[int] = []
+    path: str | None = "/employees?limit=150"
+    pages = 0
+    while path:
+        page = api.get(path).json()
+        seen += [row["id"] for row in page["items"]]
+        path, pages = page["next"], pages + 1
+    assert seen == ids
+    assert pages == -(-len(ids) // 150) + (len(ids) % 150 == 0)
+    first = api.get("/employees?limit=1").json()["items"][0]
+    assert first == {
+        "id": 1,
+        "name": "N1",
+        "datetime": "2021-03-01T10:00:00Z",
+        "department_id": 1,
+        "job_id": 1,
+    }
+
+
+def test_one_row_by_id_and_404(api: TestClient[Any]) -> None:
+    assert api.get("/departments/2").json() == {"id": 2, "department": "Maintenance"}
+    missing = api.get("/departments/99")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "x"])
+def test_a_bad_page_size_is_400(api: TestClient[Any], limit: str) -> None:
+    assert api.get(f"/jobs?limit={limit}").status_code == 400
+
+
+def test_metrics_as_json_and_csv(api: TestClient[Any]) -> None:
+    api.post(
+        "/employees", json={"rows": [employee(1), employee(2, datetime="2021-07-01T00:00:00Z")]}
+    )
+    as_json = api.get("/metrics/hires-by-quarter?year=2021").json()
+    assert as_json == {
+        "items": [
+            {"department": "Supply Chain", "job": "Manager", "Q1": 1, "Q2": 0, "Q3": 1, "Q4": 0}
+        ]
+    }
+    as_csv = api.get(
+        "/metrics/departments-above-mean", params={"year": 2021}, headers={"accept": "text/csv"}
+    )
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert list(csv.reader(io.StringIO(as_csv.text))) == [
+        ["id", "department", "hired"],
+        ["1", "Supply Chain", "2"],
+    ]
+    assert api.get("/metrics/hires-by-quarter?year=0").status_code == 400
+
+
+def test_the_ledger_pages_loads_and_rejections(api: TestClient[Any]) -> None:
+    rows = [employee(i, name="" if i % 2 else f"N{i}") for i in range(1, 8)]
+    load_id = api.post("/employees", json={"rows": rows}).json()["load_id"]
+
+    newest = api.get("/loads?limit=1").json()
+    assert newest["items"][0]["load_id"] == load_id
+    assert newest["next"] == f"/loads?limit=1&before={load_id}"
+    report = api.get(f"/loads/{load_id}").json()
+    assert (report["rows_read"], report["rows_rejected"], report["status"]) == (7, 4, "succeeded")
+    first = api.get(f"/loads/{load_id}/rejections?limit=3").json()
+    second = api.get(first["next"]).json()
+    assert [r["line_number"] for r in first["items"] + second["items"]] == [1, 3, 5, 7]
+    assert second["next"] is None
+    assert api.get("/loads/999999").status_code == 404
+    assert api.get("/loads/999999/rejections").status_code == 404
+
+
+def test_backups_listed_and_restored(refs: str, tmp_path: Path) -> None:
+    os.chdir(tmp_path)  # the default backup folder is ./backups
+    with client(database_url=refs) as api:
+        made = api.post("/backups/jobs")
+        assert made.status_code == 201
+        assert made.json()["rows"] == 3
+        listed = api.get("/backups/jobs").json()["items"]
+        assert [item["uri"] for item in listed] == [made.json()["uri"]]
+        query(refs, "UPDATE jobs SET job = 'x'")
+        restored = api.post("/restores/jobs", json={"uri": made.json()["uri"]})
+        assert restored.status_code == 200
+        assert query(refs, "SELECT job FROM jobs ORDER BY id") == [
+            ("Recruiter",),
+            ("Manager",),
+            ("Analyst",),
+        ]
+        assert api.post("/restores/jobs", json={"uri": "/etc/passwd"}).status_code == 400
+
+
+def test_a_token_guards_everything_but_the_public_routes(refs: str) -> None:
+    with client(database_url=refs, api_token="t0ken") as c:
+        for path in ("/", "/health-db", "/schema/openapi.json"):
+            assert c.get(path).status_code == 200, path
+        assert c.get("/jobs").status_code == 401
+        assert c.get("/jobs", headers={"authorization": "Bearer wrong"}).status_code == 401
+        assert c.post("/jobs", json={"rows": [{"id": 9, "job": "x"}]}).status_code == 401
+        assert c.get("/jobs", headers={"authorization": "Bearer t0ken"}).status_code == 200
+    assert query(refs, "SELECT count(*) FROM jobs WHERE id = 9") == [(0,)]
+
+
+def test_openapi_describes_the_endpoints(api: TestClient[Any]) -> None:
+    spec = api.get("/schema/openapi.json").json()
+    assert {
+        "/employees",
+        "/employees/batch",
+        "/employees/{row_id}",
+        "/metrics/hires-by-quarter",
+        "/loads/{load_id}/rejections",
+    } <= set(spec["paths"])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_server_process_serves_the_api(refs: str) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "hrcore-api"), "--port", str(port)],
+        env={**os.environ, "DATABASE_URL": refs, "HRCORE_API_TOKEN": "abc"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health-db").status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+        answer = httpx.post(
+            f"{base}/jobs",
+            json={"rows": [{"id": 7, "job": "Pilot"}]},
+            headers={"authorization": "Bearer abc"},
+        )
+        assert answer.status_code == 200
+        assert answer.json()["inserted"] == 1
+        assert "x-request-id" in answer.headers
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=10)
+    logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert {"event": "request", "method": "POST", "path": "/jobs", "status": 200} in [
+        {k: entry.get(k) for k in ("event", "method", "path", "status")} for entry in logged
+    ]
+    assert query(refs, "SELECT job FROM jobs WHERE id = 7") == [("Pilot",)]
