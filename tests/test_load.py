@@ -272,3 +272,21 @@ def test_an_unreachable_database_is_a_clear_error_without_the_password(tmp_path:
         hrcore.load(path, database_url="postgresql://user:s3cret@127.0.0.1:1/none")
     assert "s3cret" not in str(error.value)
     assert "cannot connect" in str(error.value)
+
+
+def test_a_running_load_reports_the_batches_committed_so_far(refs: str, tmp_path: Path) -> None:
+    seen: list[hrcore.LoadReport] = []
+
+    def look_at_the_ledger(progress: hrcore.Progress) -> None:
+        if progress.phase == "write" and not seen:
+            seen.append(hrcore.list_loads(limit=1, database_url=refs)[0])
+
+    final = load_employees(
+        refs, tmp_path, employees(range(1, 501)), batch_size=50, progress=look_at_the_ledger
+    )
+
+    [running] = seen
+    assert running.status == "running"
+    assert 0 < running.batches < 10
+    assert running.rows_inserted == running.rows_read == running.batches * 50
+    assert (final.status, final.batches, final.rows_inserted) == ("succeeded", 10, 500)

@@ -10,6 +10,14 @@ from hrcore._report import LoadReport
 from hrcore._schema import STAGING_SCHEMA
 
 COUNTS = ("rows_read", "rows_inserted", "rows_updated", "rows_unchanged", "rows_rejected")
+# each load_runs count as the sum over the load's committed batches (r: the load_runs row)
+_SO_FAR = {
+    **{
+        c: f"(SELECT coalesce(sum(b.{c}), 0) FROM load_batches b WHERE b.load_id = r.id)"
+        for c in COUNTS
+    },
+    "batches": "(SELECT count(*) FROM load_batches b WHERE b.load_id = r.id)",
+}
 
 
 def _drop_stage(conn: Connection, load_id: int) -> None:
@@ -18,14 +26,10 @@ def _drop_stage(conn: Connection, load_id: int) -> None:
 
 def _close(conn: Connection, load_id: int, error: str | None) -> None:
     """Set status, end time and the batch totals of a load; drop its staging table."""
-    sums = ", ".join(
-        f"{c} = coalesce((SELECT sum({c}) FROM load_batches b WHERE b.load_id = r.id), 0)"
-        for c in COUNTS
-    )
+    totals = ", ".join(f"{column} = {so_far}" for column, so_far in _SO_FAR.items())
     execute(
         conn,
-        f"""UPDATE load_runs r SET status = $1, error = $2, finished_at = now(), {sums},
-               batches = (SELECT count(*) FROM load_batches b WHERE b.load_id = r.id)
+        f"""UPDATE load_runs r SET status = $1, error = $2, finished_at = now(), {totals}
            WHERE id = $3""",
         ("failed" if error else "succeeded", error, load_id),
     )
@@ -68,12 +72,16 @@ def fail(url: str, load_id: int, error: str) -> LoadReport:
 
 
 def report(conn: Connection, load_id: int) -> LoadReport:
-    """The report of a load as the ledger holds it."""
+    """The report of a load as the ledger holds it (a running load: its batches so far)."""
+    live = ", ".join(
+        f"CASE WHEN r.status = 'running' THEN {so_far} ELSE r.{column} END"
+        for column, so_far in _SO_FAR.items()
+    )
     rows = execute(
         conn,
-        f"""SELECT table_name, source, status, {", ".join(COUNTS)}, batches, error,
+        f"""SELECT table_name, source, status, {live}, error,
                    extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8
-            FROM load_runs WHERE id = $1""",
+            FROM load_runs AS r WHERE id = $1""",
         (load_id,),
     )
     if not rows:
