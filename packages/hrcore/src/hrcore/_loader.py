@@ -78,12 +78,19 @@ def _stage_schema(spec: TableSpec) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _stage_ddl(spec: TableSpec, stage: str) -> str:
-    columns = ", ".join(f"{c.name} {c.sql_type}" for c in spec.columns)
-    return (
-        f"CREATE UNLOGGED TABLE {stage} "
-        f"(line bigint, batch integer, raw text, reasons text, {columns})"
+def _stage_ddl(spec: TableSpec, stage: str) -> list[str]:
+    """Make the staging table: unlogged, seen by every writer; or this session's, reused."""
+    columns = (
+        "(line bigint, batch integer, raw text, reasons text, "
+        + ", ".join(f"{c.name} {c.sql_type}" for c in spec.columns)
+        + ")"
     )
+    if stage.startswith("pg_temp."):
+        return [
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage.split('.')[1]} {columns}",
+            f"TRUNCATE {stage}",
+        ]
+    return [f"CREATE UNLOGGED TABLE {stage} {columns}"]
 
 
 def _batch_sql(spec: TableSpec, stage: str, load_id: int, batch: int) -> str:
@@ -192,11 +199,19 @@ class _Stager:
 
 
 def _stage(conn: Connection, stage: str, stager: _Stager) -> None:
-    execute(conn, _stage_ddl(stager.spec, stage))
+    for statement in _stage_ddl(stager.spec, stage):
+        execute(conn, statement)
     schema, table = stage.split(".")
+    temporary = schema == "pg_temp"
     try:
         with conn.cursor() as cur:
-            cur.adbc_ingest(table, stager.reader(), mode="append", db_schema_name=schema)
+            cur.adbc_ingest(
+                table,
+                stager.reader(),
+                mode="append",
+                db_schema_name=None if temporary else schema,
+                temporary=temporary,
+            )
     except adbc.Error:
         if stager.error is not None:
             raise stager.error from None
@@ -310,23 +325,27 @@ def run_load(
     database_url: str | None,
     progress: ProgressCallback | None = None,
     writers: int = WRITERS,
+    in_session: bool = False,
 ) -> LoadReport:
     """Stage ``lines`` (chunks of ``line``, ``text``), then commit them batch by batch.
 
     A load with an ``identity`` (a file) holds a lock on its table and source, so
     two loaders of the same file take turns; the second then finds nothing to change.
+    ``in_session`` stages one batch in the connection's own temporary table, kept
+    for the next such load: the short path of the API's POSTs.
     """
     url = _db.database_url(database_url)
     started = time.perf_counter()
     with connect(url) as conn:
         ensure_schema(conn, url)
-        _ledger.reap_stale(conn)
+        if not in_session:
+            _ledger.reap_stale(conn)
         if identity is not None:
             execute(
                 conn, "SELECT pg_advisory_lock(hashtextextended($1, 0))", (f"{spec.name}:{source}",)
             )
         load_id = _ledger.start(conn, spec.name, source, identity, batch_size)
-        stage = stage_table(load_id)
+        stage = f"pg_temp.hrcore_rows_{spec.name}" if in_session else stage_table(load_id)
         try:
             stager = _Stager(spec, lines, _reference_ids(conn, spec), batch_size, progress)
             _stage(conn, stage, stager)

@@ -50,8 +50,15 @@ def _csv_line(spec: TableSpec, row: Mapping[str, Any]) -> str:
 
 
 def _lines(spec: TableSpec, rows: Sequence[Mapping[str, Any]] | str) -> pl.DataFrame:
+    """The rows as numbered CSV lines, the shape validation takes from files."""
     if isinstance(rows, str):
         return parse_lines(rows.encode(), 1)
+    if not rows:
+        return pl.DataFrame(schema={"line": pl.Int64, "text": pl.String})
+    schema = dict.fromkeys(spec.column_names, pl.String)
+    text = pl.DataFrame(list(rows), schema=schema, strict=False).write_csv(include_header=False)
+    if text.count("\n") == len(rows):  # no value holds a line break: one line per row
+        return parse_lines(text.encode(), 1)
     return pl.DataFrame(
         {"line": range(1, len(rows) + 1), "text": [_csv_line(spec, r) for r in rows]},
         schema={"line": pl.Int64, "text": pl.String},
@@ -83,6 +90,7 @@ def load_rows(
         identity=None,
         batch_size=lines.height,
         database_url=database_url,
+        in_session=True,
     )
     with ready(database_url) as conn:
         found = rejected_rows(conn, report.load_id, limit=MAX_BATCH_SIZE)
