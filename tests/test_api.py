@@ -322,8 +322,16 @@ def test_a_token_guards_everything_but_the_public_routes(refs: str) -> None:
     assert query(refs, "SELECT count(*) FROM jobs WHERE id = 9") == [(0,)]
 
 
-def test_openapi_describes_the_endpoints(api: TestClient[Any]) -> None:
+def test_openapi_describes_the_endpoints_and_their_bodies(api: TestClient[Any]) -> None:
     spec = api.get("/schema/openapi.json").json()
+    body = spec["paths"]["/employees"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "text/csv"}
+    assert body["application/json"]["schema"]["properties"]["rows"]["maxItems"] == 1000
+    assert api.post("/employees", json=body["application/json"]["example"]).status_code == 200
+    assert (
+        "example"
+        in spec["paths"]["/jobs/batch"]["post"]["requestBody"]["content"]["application/json"]
+    )
     assert {
         "/employees",
         "/employees/batch",
@@ -374,3 +382,24 @@ def test_the_server_process_serves_the_api(refs: str) -> None:
         {k: entry.get(k) for k in ("event", "method", "path", "status")} for entry in logged
     ]
     assert query(refs, "SELECT job FROM jobs WHERE id = 7") == [("Pilot",)]
+
+
+def test_with_no_configuration_it_serves_the_embedded_database_and_the_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hrcore import _embedded
+
+    for name in ("DATABASE_URL", "S3_BUCKET_NAME", "HRCORE_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HRCORE_HOME", str(tmp_path / "home"))
+    try:
+        with TestClient(app=create_app()) as c:
+            files = c.get("/health-s3").json()["files"]
+            assert sorted(Path(f["uri"]).name for f in files) == [
+                "departments.csv", "hired_employees.csv", "jobs.csv"
+            ]  # fmt: skip
+            loaded = c.post("/departments/batch").json()
+            assert (loaded["status"], loaded["rows_read"]) == ("succeeded", 12)
+            assert c.get("/health-db").status_code == 200
+    finally:
+        _embedded.stop()

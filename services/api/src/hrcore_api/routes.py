@@ -16,6 +16,7 @@ from litestar.exceptions import HTTPException, ServiceUnavailableException, Vali
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, QueryParameter
 
+from hrcore_api.openapi import RESTORE_OPERATION, batch_operation, rows_operation
 from hrcore_api.security import PUBLIC
 from hrcore_api.settings import Settings
 from hrcore_api.types import TABLE_PATHS, BatchRequest, Items, Page, RestoreRequest, rows_type
@@ -132,7 +133,12 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
     def backups(table: FromPath[str]) -> Items:
         return Items(items=hrcore.list_backups(_table(table), location=settings.backups))
 
-    @post("/restores/{table:str}", status_code=200, summary="Replace a table with a backup")
+    @post(
+        "/restores/{table:str}",
+        status_code=200,
+        summary="Replace a table with a backup",
+        operation_class=RESTORE_OPERATION,
+    )
     async def restore(table: FromPath[str], request: Request[Any, Any, Any]) -> hrcore.Backup:
         wanted = _decode(await request.body(), RestoreRequest)
         known = {f.uri for f in hrcore.list_backups(_table(table), location=settings.backups)}
@@ -233,9 +239,10 @@ def table_routes(settings: Settings, path: str, table: str) -> list[HTTPRouteHan
     return [
         post(f"/{path}/batch", name=f"{name}_batch", status_code=200,
              summary=f"Load {spec.file_name} from the configured source",
-             description=batch_help)(load_file),
+             description=batch_help, operation_class=batch_operation(spec))(load_file),
         post(f"/{path}", name=f"{name}_rows", status_code=200,
-             summary=f"Add 1 to 1000 {path} rows", description=rows_help)(add_rows),
+             summary=f"Add 1 to 1000 {path} rows", description=rows_help,
+             operation_class=rows_operation(spec))(add_rows),
         get(f"/{path}", name=f"{name}_list", sync_to_thread=True,
             summary=f"Page through {path} by id")(list_rows),
         get(f"/{path}/{{row_id:int}}", name=f"{name}_get", sync_to_thread=True,

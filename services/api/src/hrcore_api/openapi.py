@@ -1,0 +1,106 @@
+"""Request bodies for the OpenAPI document, for the handlers that read the body
+themselves (JSON or CSV, or an optional body): schemas and examples, from the specs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hrcore import MAX_BATCH_SIZE, TableSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+
+_EXAMPLES: dict[str, dict[str, Any]] = {
+    "departments": {"id": 1, "department": "Supply Chain"},
+    "jobs": {"id": 1, "job": "Recruiter"},
+    "hired_employees": {
+        "id": 4535,
+        "name": "Marcelo Gonzalez",
+        "datetime": "2021-07-27T16:02:08Z",
+        "department_id": 1,
+        "job_id": 2,
+    },
+}
+_VALUE = Schema(
+    one_of=[
+        Schema(type=OpenAPIType.INTEGER),
+        Schema(type=OpenAPIType.STRING),
+        Schema(type=OpenAPIType.NULL),
+    ]
+)
+
+
+def _with_body(body: RequestBody) -> type[Operation]:
+    @dataclass
+    class WithBody(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = body
+
+    return WithBody
+
+
+def rows_operation(spec: TableSpec) -> type[Operation]:
+    """``POST /{table}``: ``{"rows": [...]}`` (1 to 1000) or a CSV body."""
+    example = _EXAMPLES[spec.name]
+    row = Schema(
+        type=OpenAPIType.OBJECT,
+        properties=dict.fromkeys(spec.column_names, _VALUE),
+        additional_properties=False,
+    )
+    rows = Schema(
+        type=OpenAPIType.OBJECT,
+        required=["rows"],
+        properties={
+            "rows": Schema(type=OpenAPIType.ARRAY, items=row, min_items=1, max_items=MAX_BATCH_SIZE)
+        },
+        additional_properties=False,
+    )
+    csv_line = ",".join(str(example[c]) for c in spec.column_names)
+    return _with_body(
+        RequestBody(
+            required=True,
+            description="1 to 1000 rows; fields as in the CSV file",
+            content={
+                "application/json": OpenAPIMediaType(schema=rows, example={"rows": [example]}),
+                "text/csv": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING), example=csv_line + "\n"
+                ),
+            },
+        )
+    )
+
+
+def batch_operation(spec: TableSpec) -> type[Operation]:
+    """``POST /{table}/batch``: an optional body naming the file and the batch size."""
+    options = Schema(
+        type=OpenAPIType.OBJECT,
+        properties={
+            "key": Schema(type=OpenAPIType.STRING, description="file inside the configured source"),
+            "batch_size": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_BATCH_SIZE),
+        },
+        additional_properties=False,
+    )
+    example = {"key": spec.file_name, "batch_size": MAX_BATCH_SIZE}
+    return _with_body(
+        RequestBody(
+            required=False,
+            content={"application/json": OpenAPIMediaType(schema=options, example=example)},
+        )
+    )
+
+
+RESTORE_OPERATION = _with_body(
+    RequestBody(
+        required=True,
+        content={
+            "application/json": OpenAPIMediaType(
+                schema=Schema(
+                    type=OpenAPIType.OBJECT,
+                    required=["uri"],
+                    properties={"uri": Schema(type=OpenAPIType.STRING)},
+                ),
+                example={"uri": "s3://hrcore-data/backups/jobs-20261130T120000000000Z.avro"},
+            )
+        },
+    )
+)
