@@ -403,3 +403,59 @@ def test_with_no_configuration_it_serves_the_embedded_database_and_the_samples(
             assert c.get("/health-db").status_code == 200
     finally:
         _embedded.stop()
+
+
+def test_a_password_in_the_url_query_never_reaches_a_caller() -> None:
+    with client(database_url="postgresql://u@127.0.0.1:1/x?password=topsecret") as c:
+        answer = c.get("/health-db")
+        listing = c.get("/jobs")
+    assert answer.status_code == 503
+    assert listing.status_code == 503
+    assert "topsecret" not in answer.text + listing.text
+
+
+def test_integers_too_big_for_anything_are_answered_not_crashed(api: TestClient[Any]) -> None:
+    huge = 2**64
+    answer = api.post(
+        "/departments",
+        json={"rows": [{"id": huge, "department": "x"}, {"id": 9, "department": "y"}]},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["rejected"] == [
+        {"index": 0, "reasons": ["id_out_of_range"], "row": {"id": huge, "department": "x"}}
+    ]
+    assert answer.json()["inserted"] == 1
+    for path in (
+        f"/departments/{huge}",
+        f"/departments?after={huge}",
+        f"/loads?before={huge}",
+        f"/loads/{huge}",
+    ):
+        assert api.get(path).status_code == 400, path
+
+
+def test_concurrent_posts_keep_the_hire_counts_exact(api: TestClient[Any], refs: str) -> None:
+    import threading
+
+    failures: list[int] = []
+
+    def post(first: int) -> None:
+        with client(database_url=refs) as c:
+            for k in range(15):
+                rows = [
+                    employee(first + k * 10 + i, department_id=(k + i) % 3 + 1) for i in range(10)
+                ]
+                rows[0]["name"] = f"renamed {k}"  # an update too, when the id exists
+                if c.post("/employees", json={"rows": rows}).status_code != 200:
+                    failures.append(k)
+
+    threads = [threading.Thread(target=post, args=(start,)) for start in (1, 5, 101)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert failures == []
+    assert query(refs, "SELECT sum(hires)::bigint FROM hire_counts") == query(
+        refs, "SELECT count(*) FROM hired_employees"
+    )

@@ -140,3 +140,17 @@ def test_round_trip_of_many_rows_across_arrow_batches(refs: str, tmp_path: Path)
 
     assert hrcore.restore("hired_employees", from_=made.uri, database_url=refs).rows == 120_000
     assert table(refs, "hired_employees") == before
+
+
+def test_a_truncated_backup_is_refused_with_a_one_line_reason(loaded: str, tmp_path: Path) -> None:
+    made = hrcore.backup("hired_employees", to=tmp_path, database_url=loaded)
+    data = Path(made.uri).read_bytes()
+    broken = write(tmp_path, "hired_employees-20260101T000000000000Z.avro", data[: len(data) - 40])
+    before = table(loaded, "hired_employees")
+
+    with pytest.raises(hrcore.RestoreError) as refused:
+        hrcore.restore("hired_employees", from_=broken, database_url=loaded)
+    assert "nothing was changed" in str(refused.value)
+    assert "Traceback" not in str(refused.value)
+    assert len(str(refused.value).splitlines()) == 1
+    assert table(loaded, "hired_employees") == before

@@ -20,7 +20,12 @@ import msgspec
 import pyarrow as pa
 
 from hrcore._db import Connection, connect, execute
-from hrcore._errors import DatabaseError, RestoreError, SourceNotFoundError
+from hrcore._errors import (
+    DatabaseError,
+    RestoreError,
+    SourceNotFoundError,
+    SourceUnavailableError,
+)
 from hrcore._health import StoredFile, list_files
 from hrcore._schema import ready
 from hrcore._sources import s3_filesystem
@@ -81,6 +86,8 @@ def _open(uri: str, mode: str) -> BinaryIO:
         return cast(BinaryIO, open(path, mode))
     except FileNotFoundError as exc:
         raise SourceNotFoundError(f"no such file: {uri}") from exc
+    except (OSError, ValueError) as exc:  # no permission, a bucket that is not there
+        raise SourceUnavailableError(f"cannot open {uri}: {exc}") from exc
 
 
 def _records(conn: Connection, spec: TableSpec) -> Iterator[dict[str, Any]]:
@@ -138,10 +145,22 @@ def _check_schema(spec: TableSpec, writer_schema: Any, uri: str) -> None:
         raise RestoreError(f"{uri} is not an AVRO backup of table {spec.name}")
 
 
-def _arrow_batches(spec: TableSpec, records: Iterator[Any]) -> Iterator[pa.RecordBatch]:
-    schema = _arrow_schema(spec)
-    while chunk := list(islice(records, RESTORE_CHUNK_ROWS)):
-        yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+class _Batches:
+    """The backup's records as Arrow batches; keeps the reading error, if any, for the
+    message (the driver would only report a failed stream, with a traceback in it)."""
+
+    def __init__(self, spec: TableSpec, records: Iterator[Any]) -> None:
+        self.spec, self.records = spec, records
+        self.error: Exception | None = None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        schema = _arrow_schema(self.spec)
+        try:
+            while chunk := list(islice(self.records, RESTORE_CHUNK_ROWS)):
+                yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+        except Exception as exc:
+            self.error = exc
+            raise
 
 
 def _replace_sql(spec: TableSpec) -> list[str]:
@@ -178,11 +197,11 @@ def restore(
         _check_schema(spec, reader.writer_schema, uri)
         with ready(database_url):
             pass  # the tables exist before the restore's transaction starts
+        batches = _Batches(spec, iter(reader))
         with connect(database_url, autocommit=False) as conn:
             try:
                 execute(conn, f"CREATE TEMP TABLE hrcore_restore (LIKE {spec.name}) ON COMMIT DROP")
-                batches = _arrow_batches(spec, iter(reader))
-                stream = pa.RecordBatchReader.from_batches(_arrow_schema(spec), batches)
+                stream = pa.RecordBatchReader.from_batches(_arrow_schema(spec), iter(batches))
                 with conn.cursor() as cur:
                     rows = cur.adbc_ingest("hrcore_restore", stream, mode="append", temporary=True)
                 for statement in _replace_sql(spec):
@@ -190,13 +209,24 @@ def restore(
                 conn.commit()
             except (adbc_driver_manager.Error, DatabaseError) as exc:
                 conn.rollback()
+                if batches.error is not None:
+                    raise RestoreError(
+                        f"{uri} is not a readable AVRO backup of table {spec.name} "
+                        f"(nothing was changed): {_first_line(batches.error)}"
+                    ) from batches.error
                 raise RestoreError(_explain(spec, uri, exc)) from exc
     return Backup(table=spec.name, uri=uri, rows=int(rows))
 
 
+def _first_line(exc: Exception) -> str:
+    """The error's first line, before any driver detail or traceback."""
+    text = str(exc).strip()
+    return text.splitlines()[0].split(" Detail:")[0] if text else type(exc).__name__
+
+
 def _explain(spec: TableSpec, uri: str, exc: Exception) -> str:
     state = getattr(exc, "sqlstate", None)
-    detail = " ".join(str(exc).split())
+    detail = _first_line(exc)
     if state == "23503":
         return (
             f"restoring {spec.name} from {uri} would break references from other rows "

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
+import polars as pl
 from adbc_driver_manager.dbapi import Connection as Connection
 
 from hrcore import _embedded
@@ -26,8 +27,13 @@ def database_url(explicit: str | None = None) -> str:
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced, fit for messages and logs."""
-    return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1***@", url)
+    """The text with any password in it replaced, fit for messages and logs.
+
+    Covers ``user:password@`` in URLs and ``password=...`` in a URL's query or a
+    libpq key/value string.
+    """
+    url = re.sub(r"(://[^:/@\s]*:)[^@\s]+@", r"\1***@", url)
+    return re.sub(r"(password=)[^&\s]+", r"\1***", url, flags=re.IGNORECASE)
 
 
 def _open(url: str, autocommit: bool) -> Connection:
@@ -125,6 +131,19 @@ def execute(
             return list(cur.fetchall())
     except adbc.Error as exc:
         raise database_error(exc) from exc
+
+
+def fetch_frame(conn: Connection, sql: str, params: tuple[Any, ...] | None = None) -> pl.DataFrame:
+    """A query's result as a Polars frame (through Arrow); driver errors become
+    :class:`DatabaseError`."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            frame = pl.from_arrow(cur.fetch_arrow_table())
+    except adbc.Error as exc:
+        raise database_error(exc) from exc
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def database_error(exc: Exception) -> DatabaseError:

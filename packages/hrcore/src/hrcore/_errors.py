@@ -20,6 +20,14 @@ class SourceNotFoundError(HrcoreError, FileNotFoundError):
     """The file, folder, bucket or key to load does not exist or cannot be read."""
 
 
+class NotFoundError(HrcoreError, LookupError):
+    """No row, load or backup with that id."""
+
+
+class SourceUnavailableError(HrcoreError):
+    """The source could not be reached (S3 credentials, endpoint, network)."""
+
+
 class DatabaseError(HrcoreError):
     """The database could not be reached or refused a statement (``sqlstate`` tells why)."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from hrcore._db import Connection, connect, execute, scalar
+from hrcore._errors import NotFoundError
 from hrcore._report import LoadReport
 from hrcore._schema import STAGING_SCHEMA
 
@@ -85,7 +86,7 @@ def report(conn: Connection, load_id: int) -> LoadReport:
         (load_id,),
     )
     if not rows:
-        raise LookupError(f"no load with id {load_id}")
+        raise NotFoundError(f"no load with id {load_id}")
     table, source, status, read, ins, upd, unch, rej, batches, error, seconds = rows[0]
     reasons = execute(
         conn,

@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 
 from hrcore import _db, _ledger, _sources
-from hrcore._db import Connection, connect, execute, redact
+from hrcore._db import Connection, connect, execute, fetch_frame, redact
 from hrcore._duplicates import RepeatedIds
 from hrcore._errors import HrcoreError, LoadFailedError, UsageError
 from hrcore._report import LoadReport
@@ -132,6 +132,24 @@ SELECT {load_id:d}, {batch:d}, (SELECT count(*) FROM batch),
 RETURNING rows_read"""
 
 
+_RETRIED = {"40P01", "40001"}  # deadlock, serialization failure: nothing was committed
+ATTEMPTS = 3
+
+
+def _commit_batch(conn: Connection, sql: str) -> int:
+    """Run one batch statement (its own transaction); retry it if it lost a deadlock."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                (count,) = cur.fetchone() or (0,)
+                return int(count)
+        except adbc.Error as exc:
+            if getattr(exc, "sqlstate", None) not in _RETRIED or attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _mark_duplicates_sql(stage: str, ids: set[int]) -> str:
     """Of the valid staged rows with a repeated id, all but the last become duplicates."""
     id_list = ",".join(str(int(i)) for i in sorted(ids))
@@ -148,11 +166,7 @@ def _reference_ids(conn: Connection, spec: TableSpec) -> dict[str, pl.Series]:
     refs: dict[str, pl.Series] = {}
     for column in spec.references:
         assert column.references is not None
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT id FROM {column.references}")
-            frame = pl.from_arrow(cur.fetch_arrow_table())
-        assert isinstance(frame, pl.DataFrame)
-        refs[column.references] = frame["id"]
+        refs[column.references] = fetch_frame(conn, f"SELECT id FROM {column.references}")["id"]
     return refs
 
 
@@ -246,32 +260,32 @@ def _write_batches(
     done = [0]
 
     def write(on: Connection, first: int) -> None:
-        execute(on, f"SET hrcore.writer = {first:d}")  # its own shard of hire_counts
         for batch in range(first, n_batches, workers):
             if stop.is_set():
                 return
-            try:
-                with on.cursor() as cur:
-                    cur.execute(_batch_sql(spec, stage, load_id, batch))
-                    (count,) = cur.fetchone() or (0,)
-            except BaseException:
-                stop.set()
-                raise
+            count = _commit_batch(on, _batch_sql(spec, stage, load_id, batch))
             with lock:
-                done[0] += int(count)
+                done[0] += count
                 if progress:
                     progress(Progress(spec.name, "write", done[0], rows))
 
-    def write_on_own_connection(first: int) -> None:
-        with connect(url) as own:
-            write(own, first)
+    def stopping_all_on_error(first: int, on: Connection | None) -> None:
+        try:
+            if on is not None:
+                write(on, first)
+            else:
+                with connect(url) as own:
+                    write(own, first)
+        except BaseException:
+            stop.set()
+            raise
 
     if workers == 1:
         write(conn, 0)
         return
     with ThreadPoolExecutor(workers, thread_name_prefix="hrcore-writer") as pool:
-        futures = [pool.submit(write, conn, 0)]
-        futures += [pool.submit(write_on_own_connection, k) for k in range(1, workers)]
+        futures = [pool.submit(stopping_all_on_error, 0, conn)]
+        futures += [pool.submit(stopping_all_on_error, k, None) for k in range(1, workers)]
         for future in futures:
             future.result()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from hrcore._db import Connection
+from hrcore._db import Connection, fetch_frame
 from hrcore._errors import UsageError
 from hrcore._schema import ready
 
@@ -62,10 +62,7 @@ def check_year(year: object) -> int:
 
 
 def _fetch(conn: Connection, sql: str, year: int, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    with conn.cursor() as cur:
-        cur.execute(sql, (year,))
-        frame = pl.from_arrow(cur.fetch_arrow_table())
-    assert isinstance(frame, pl.DataFrame)
+    frame = fetch_frame(conn, sql, (year,))
     return frame.cast(schema) if frame.height else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
-
 from hrcore import _ledger
-from hrcore._errors import UsageError
+from hrcore._db import fetch_frame
+from hrcore._errors import NotFoundError, UsageError
 from hrcore._report import LoadReport
 from hrcore._schema import ready
 from hrcore._specs import get_table
@@ -31,29 +30,27 @@ def list_rows(
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` rows of ``table`` in id order, with ids above ``after``."""
     spec, limit = get_table(table), check_limit(limit)
-    with ready(database_url) as conn, conn.cursor() as cur:
-        cur.execute(
+    with ready(database_url) as conn:
+        frame = fetch_frame(
+            conn,
             f"SELECT {', '.join(spec.column_names)} FROM {spec.name} "
             f"WHERE {spec.key} > $1 ORDER BY {spec.key} LIMIT $2",
             (after if after is not None else 0, limit),
         )
-        frame = pl.from_arrow(cur.fetch_arrow_table())
-    assert isinstance(frame, pl.DataFrame)
     return frame.to_dicts()
 
 
 def get_row(table: str, row_id: int, *, database_url: str | None = None) -> dict[str, Any]:
-    """One row of ``table`` by id; :class:`LookupError` when there is none."""
+    """One row of ``table`` by id; :class:`NotFoundError` when there is none."""
     spec = get_table(table)
-    with ready(database_url) as conn, conn.cursor() as cur:
-        cur.execute(
+    with ready(database_url) as conn:
+        frame = fetch_frame(
+            conn,
             f"SELECT {', '.join(spec.column_names)} FROM {spec.name} WHERE {spec.key} = $1",
             (row_id,),
         )
-        frame = pl.from_arrow(cur.fetch_arrow_table())
-    assert isinstance(frame, pl.DataFrame)
     if frame.height == 0:
-        raise LookupError(f"no {spec.name} row with id {row_id}")
+        raise NotFoundError(f"no {spec.name} row with id {row_id}")
     return frame.row(0, named=True)
 
 
@@ -67,7 +64,7 @@ def list_loads(
 
 
 def get_load(load_id: int, *, database_url: str | None = None) -> LoadReport:
-    """One load's report; :class:`LookupError` when there is none."""
+    """One load's report; :class:`NotFoundError` when there is none."""
     with ready(database_url) as conn:
         return _ledger.report(conn, load_id)
 
@@ -75,8 +72,8 @@ def get_load(load_id: int, *, database_url: str | None = None) -> LoadReport:
 def list_rejections(
     load_id: int, *, limit: int = 100, after_line: int = 0, database_url: str | None = None
 ) -> list[_ledger.Rejection]:
-    """A load's rejected rows by line number; :class:`LookupError` for an unknown load."""
+    """A load's rejected rows by line number; :class:`NotFoundError` for an unknown load."""
     limit = check_limit(limit)
     with ready(database_url) as conn:
-        _ledger.report(conn, load_id)  # raises LookupError when there is no such load
+        _ledger.report(conn, load_id)  # raises NotFoundError when there is no such load
         return _ledger.rejected_rows(conn, load_id, limit=limit, after_line=after_line)

@@ -56,8 +56,11 @@ def _lines(spec: TableSpec, rows: Sequence[Mapping[str, Any]] | str) -> pl.DataF
     if not rows:
         return pl.DataFrame(schema={"line": pl.Int64, "text": pl.String})
     schema = dict.fromkeys(spec.column_names, pl.String)
-    text = pl.DataFrame(list(rows), schema=schema, strict=False).write_csv(include_header=False)
-    if text.count("\n") == len(rows):  # no value holds a line break: one line per row
+    try:
+        text = pl.DataFrame(list(rows), schema=schema, strict=False).write_csv(include_header=False)
+    except (pl.exceptions.PolarsError, OverflowError, TypeError, ValueError):
+        text = ""  # a value Polars cannot take (an integer beyond 64 bits): row by row
+    if text and text.count("\n") == len(rows):  # no value holds a line break: a line a row
         return parse_lines(text.encode(), 1)
     return pl.DataFrame(
         {"line": range(1, len(rows) + 1), "text": [_csv_line(spec, r) for r in rows]},

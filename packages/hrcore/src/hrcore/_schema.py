@@ -54,9 +54,10 @@ LEDGER_DDL = (
 STAGING_SCHEMA = "hrcore_staging"  # unlogged tables of rows being loaded, one per load
 # hire_counts: hires per UTC year, quarter, department and job, kept exact by
 # statement-level triggers on hired_employees, so that the metrics read a few
-# thousand rows instead of millions. Each loader connection counts into its own
-# shard (setting hrcore.writer), so parallel batches never wait on each other's
-# counters; the metrics add the shards up. {sign} is empty for new rows, - for old.
+# thousand rows instead of millions. Each database session counts into a shard
+# of its own (its backend pid modulo SHARDS), so parallel writers rarely wait on
+# each other's counters; the metrics add the shards up. {sign} is - for old rows.
+SHARDS = 16
 _COUNT_ROWS = """
 CREATE OR REPLACE FUNCTION hrcore_count_{name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -64,13 +65,22 @@ BEGIN
     SELECT extract(year FROM datetime AT TIME ZONE 'UTC')::int,
            extract(quarter FROM datetime AT TIME ZONE 'UTC')::int,
            department_id, job_id,
-           coalesce(nullif(current_setting('hrcore.writer', true), ''), '0')::smallint,
+           (pg_backend_pid() % {shards})::smallint,
            {sign}count(*)
     FROM {name}_rows GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
     ON CONFLICT (year, quarter, department_id, job_id, shard)
     DO UPDATE SET hires = c.hires + excluded.hires;
     RETURN NULL;
 END $$"""
+COUNTING_FUNCTIONS = (
+    _COUNT_ROWS.format(name="new", sign="", shards=SHARDS),
+    _COUNT_ROWS.format(name="old", sign="-", shards=SHARDS),
+    """CREATE OR REPLACE FUNCTION hrcore_count_none() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM hire_counts;
+    RETURN NULL;
+END $$""",
+)
 HIRE_COUNTS_DDL = (
     """CREATE TABLE hire_counts (
     year integer NOT NULL,
@@ -81,13 +91,7 @@ HIRE_COUNTS_DDL = (
     hires bigint NOT NULL,
     PRIMARY KEY (year, quarter, department_id, job_id, shard)
 )""",
-    _COUNT_ROWS.format(name="new", sign=""),
-    _COUNT_ROWS.format(name="old", sign="-"),
-    """CREATE OR REPLACE FUNCTION hrcore_count_none() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM hire_counts;
-    RETURN NULL;
-END $$""",
+    *COUNTING_FUNCTIONS,
     """CREATE TRIGGER hire_counts_insert AFTER INSERT ON hired_employees
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION hrcore_count_new()""",
     """CREATE TRIGGER hire_counts_update_old AFTER UPDATE ON hired_employees
@@ -138,6 +142,9 @@ def init_schema(conn: Connection) -> None:
             execute(conn, statement)
         if scalar(conn, "SELECT to_regclass('hire_counts') IS NULL"):
             for statement in HIRE_COUNTS_DDL:
+                execute(conn, statement)
+        else:  # an older version's functions are replaced
+            for statement in COUNTING_FUNCTIONS:
                 execute(conn, statement)
         execute(conn, "COMMIT")
     except BaseException:

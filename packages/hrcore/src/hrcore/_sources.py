@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 
 import polars as pl
 
-from hrcore._errors import SourceNotFoundError, UsageError
+from hrcore._errors import SourceNotFoundError, SourceUnavailableError, UsageError
 from hrcore._specs import TableSpec, table_for_file
 
 SAMPLE_FOLDER = Path(__file__).parent / "samples"
@@ -93,6 +93,8 @@ def _resolve_s3(source: str, spec: TableSpec) -> SourceFile:
         raise SourceNotFoundError(f"no such S3 object: s3://{bucket}/{key} ({exc})") from exc
     except PermissionError as exc:
         raise SourceNotFoundError(f"cannot read s3://{bucket}/{key}: {exc}") from exc
+    except Exception as exc:  # credentials, endpoint, network: botocore's many kinds
+        raise SourceUnavailableError(f"cannot reach s3://{bucket}/{key}: {exc}") from exc
     if info.get("type") == "directory":
         return _resolve_s3(f"s3://{bucket}/{key}/", spec)
     etag = str(info.get("ETag", "")).strip('"')

@@ -86,16 +86,17 @@ def _parse_datetimes(values: pl.Series) -> pl.Series:
         .dt.replace_time_zone("UTC")
     ).to_series()
     rest = (fast.is_null() & values.is_not_null() & (values != "")).arg_true()
-    if rest.len() == 0:
-        return fast
-    others = values.gather(rest)
-    general = pl.select(
-        pl.when(others.str.contains(_ISO_DATETIME))
-        .then(others.str.replace("Z$", "+00:00"))
-        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", time_zone="UTC", time_unit="us", strict=False)
-    ).to_series()
-    general = general.set(general.dt.year() < 1, None)
-    return fast.scatter(rest, general)
+    if rest.len() > 0:
+        others = values.gather(rest)
+        general = pl.select(
+            pl.when(others.str.contains(_ISO_DATETIME))
+            .then(others.str.replace("Z$", "+00:00"))
+            .str.to_datetime(
+                "%Y-%m-%dT%H:%M:%S%.f%z", time_zone="UTC", time_unit="us", strict=False
+            )
+        ).to_series()
+        fast = fast.scatter(rest, general)
+    return pl.select(pl.when(fast.dt.year() >= 1).then(fast)).to_series()  # no year 0 in SQL
 
 
 def _typed(column: Column, value: pl.Expr) -> pl.Expr:

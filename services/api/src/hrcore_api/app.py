@@ -46,7 +46,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={
             HTTPException: http_error,
             hrcore.HrcoreError: library_error,
-            LookupError: library_error,
             Exception: unexpected_error,
         },
         openapi_config=OpenAPIConfig(

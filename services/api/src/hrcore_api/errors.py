@@ -15,9 +15,10 @@ log = logging.getLogger("hrcore_api")
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (hrcore.UsageError, 400, "bad_request"),
     (hrcore.SourceNotFoundError, 404, "not_found"),
-    (LookupError, 404, "not_found"),
+    (hrcore.NotFoundError, 404, "not_found"),
     (hrcore.RestoreError, 409, "conflict"),
     (hrcore.DatabaseError, 503, "database_unavailable"),
+    (hrcore.SourceUnavailableError, 503, "source_unavailable"),
     (hrcore.LoadFailedError, 503, "load_failed"),
 ]
 _HTTP_NAMES = {

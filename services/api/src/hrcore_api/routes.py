@@ -14,7 +14,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, ServiceUnavailableException, ValidationException
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, PathParameter, QueryParameter
 
 from hrcore_api.openapi import RESTORE_OPERATION, batch_operation, rows_operation
 from hrcore_api.security import PUBLIC
@@ -27,9 +27,18 @@ Limit = Annotated[
     int, QueryParameter(ge=1, le=hrcore.MAX_BATCH_SIZE, description="page size, 1 to 1000")
 ]
 Year = Annotated[int, QueryParameter(description="year of hire (UTC), 1 to 9999")]
-After = Annotated[int | None, QueryParameter(description="the last id of the previous page")]
-Before = Annotated[int | None, QueryParameter(description="the last load id of the previous page")]
-AfterLine = Annotated[int, QueryParameter(description="the last line number of the previous page")]
+BIGGEST = 2**63 - 1  # PostgreSQL bigint
+After = Annotated[
+    int | None, QueryParameter(ge=0, le=BIGGEST, description="the last id of the previous page")
+]
+Before = Annotated[
+    int | None,
+    QueryParameter(ge=1, le=BIGGEST, description="the last load id of the previous page"),
+]
+AfterLine = Annotated[
+    int, QueryParameter(ge=0, le=BIGGEST, description="the last line number of the previous page")
+]
+Id = Annotated[int, PathParameter(ge=0, le=BIGGEST)]
 
 
 def _log_load(kind: str, table: str, outcome: dict[str, Any]) -> None:
@@ -73,7 +82,11 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
 
     @get("/health-db", opt=PUBLIC, sync_to_thread=True, summary="Runs a query on the database")
     def health_db() -> dict[str, str]:
-        return {"status": "ok", "server_version": hrcore.check_database(db)}
+        try:
+            return {"status": "ok", "server_version": hrcore.check_database(db)}
+        except hrcore.DatabaseError as exc:  # public route: say no more than that
+            log.warning(json.dumps({"event": "health-db", "error": str(exc)}))
+            raise hrcore.DatabaseError("the database does not answer") from exc
 
     @get("/health-s3", opt=PUBLIC, sync_to_thread=True, summary="Lists the CSV source's files")
     def health_s3() -> dict[str, Any]:
@@ -107,11 +120,11 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         return Page(items=found, next=more)
 
     @get("/loads/{load_id:int}", sync_to_thread=True, summary="One load's report")
-    def load(load_id: FromPath[int]) -> hrcore.LoadReport:
+    def load(load_id: Id) -> hrcore.LoadReport:
         return hrcore.get_load(load_id, database_url=db)
 
     @get("/loads/{load_id:int}/rejections", sync_to_thread=True, summary="A load's rejected rows")
-    def rejections(load_id: FromPath[int], limit: Limit = 100, after: AfterLine = 0) -> Page:
+    def rejections(load_id: Id, limit: Limit = 100, after: AfterLine = 0) -> Page:
         found = hrcore.list_rejections(load_id, limit=limit, after_line=after, database_url=db)
         more = (
             f"/loads/{load_id}/rejections?limit={limit}&after={found[-1].line_number}"
@@ -228,7 +241,7 @@ def table_routes(settings: Settings, path: str, table: str) -> list[HTTPRouteHan
         more = f"/{path}?limit={limit}&after={found[-1][spec.key]}" if len(found) == limit else None
         return Page(items=found, next=more)
 
-    def get_row(row_id: FromPath[int]) -> dict[str, Any]:
+    def get_row(row_id: Id) -> dict[str, Any]:
         return hrcore.get_row(spec.name, row_id, database_url=db)
 
     batch_help = 'Optional JSON body: {"key": "exports/x.csv", "batch_size": 1000}.'

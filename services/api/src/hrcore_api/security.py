@@ -28,7 +28,7 @@ def make_guard(token: str | None) -> Guard:
     def require_token(
         connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
     ) -> None:
-        if expected is None or handler.opt.get("public") or _is_schema(connection.url.path):
+        if expected is None or handler.opt.get("public") or _is_schema(connection.scope["path"]):
             return
         given = connection.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
