@@ -61,7 +61,7 @@ test-emp: ## post employees as CSV (one invalid) to the running API
 
 test-get: ## read pages and the metrics from the running API
 	$(CURL) "$(API)/employees?limit=3"; echo
-	$(CURL) "$(API)/metrics/hires-by-quarter?year=2021" -H 'Accept: text/csv' | head -5
+	$(CURL) "$(API)/metrics/hires-by-quarter?year=2021" -H 'Accept: text/csv' | sed -n '1,5p'
 	$(CURL) "$(API)/metrics/departments-above-mean?year=2021"; echo
 
 bench: ## the load benchmark (minutes): hrcore against psql \copy
