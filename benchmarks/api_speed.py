@@ -20,12 +20,10 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import hrcore
 import httpx
-from hrcore._db import connect, execute
-from hrcore._sources import SAMPLE_FOLDER
+from measure import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 4
@@ -130,13 +128,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
 
-    server = hrcore.database_url(args.database_url)
-    with connect(server) as conn:
-        execute(conn, "DROP DATABASE IF EXISTS hrcore_api_bench WITH (FORCE)")
-        execute(conn, "CREATE DATABASE hrcore_api_bench")
-    url = urlunsplit(urlsplit(server)._replace(path="/hrcore_api_bench"))
-    for table in ("departments", "jobs"):
-        hrcore.load(SAMPLE_FOLDER, table=table, database_url=url)
+    url = fresh_database(hrcore.database_url(args.database_url), "hrcore_api_bench")
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
     bin_dir = Path(sys.executable).parent
     ours_port, theirs_port = free_port(), free_port()

@@ -11,10 +11,8 @@ so they cannot stream a table bigger than memory; fastavro takes an iterator.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 from hrcore._backup import avro_schema
 from hrcore._specs import HIRED_EMPLOYEES
+from measure import median_of
 
 
 def frame(rows: int) -> pl.DataFrame:
@@ -59,15 +58,6 @@ def with_polars(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     return pl.read_avro(path)
 
 
-def timed(work: Callable[[], pl.DataFrame], repeat: int) -> tuple[float, pl.DataFrame]:
-    times, result = [], pl.DataFrame()
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -83,7 +73,8 @@ def main() -> None:
             ("polars write_avro / read_avro", with_polars, "no (whole frame)"),
         ):
             try:
-                seconds, back = timed(lambda w=work: w(df, Path(folder) / "t.avro"), args.repeat)  # type: ignore[misc]
+                target = Path(folder) / "t.avro"
+                seconds, back = median_of(partial(work, df, target), args.repeat)
                 exact = "yes" if back.equals(df) else f"no: {back.schema}"
                 print(f"| {name} | {seconds:.2f} | {exact} | {streams} |")
             except Exception as exc:  # an unstable writer may refuse the data

@@ -14,20 +14,12 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import hrcore
 from hrcore._db import connect, execute
-from hrcore._sources import SAMPLE_FOLDER
-from measure import timed
+from measure import FILL_EMPLOYEES, fresh_database, timed
 
 HRCORE = str(Path(sys.executable).parent / "hrcore")
-FILL = """
-INSERT INTO hired_employees (id, name, datetime, department_id, job_id)
-SELECT g, 'Employee ' || g,
-    timestamptz '2020-01-01 00:00:00+00' + random() * interval '1096 days',
-    1 + floor(random() * 12)::int, 1 + floor(random() * 183)::int
-FROM generate_series(1, {rows:d}) AS g"""
 
 
 def main() -> None:
@@ -36,13 +28,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
 
-    server = hrcore.database_url(args.database_url)
-    with connect(server) as conn:
-        execute(conn, "DROP DATABASE IF EXISTS hrcore_backup_bench WITH (FORCE)")
-        execute(conn, "CREATE DATABASE hrcore_backup_bench")
-    url = urlunsplit(urlsplit(server)._replace(path="/hrcore_backup_bench"))
-    for table in ("departments", "jobs"):
-        hrcore.load(SAMPLE_FOLDER, table=table, database_url=url)
+    url = fresh_database(hrcore.database_url(args.database_url), "hrcore_backup_bench")
     env = {**os.environ, "DATABASE_URL": url}
 
     print("| rows | step | seconds | rows/s | peak RSS (MB) | file (MB) |")
@@ -50,7 +36,7 @@ def main() -> None:
     for rows in args.rows:
         with connect(url) as conn:
             execute(conn, "TRUNCATE hired_employees")
-            execute(conn, FILL.format(rows=rows))
+            execute(conn, FILL_EMPLOYEES.format(rows=rows))
         with tempfile.TemporaryDirectory() as folder:
             target = Path(folder) / "hired_employees.avro"
             made = timed([HRCORE, "backup", "hired_employees", "--to", str(target)], env)

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import boto3
 import hrcore
 from hrcore._db import connect, execute
-from measure import Run, timed
+from measure import Run, fresh_database, timed
 from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,16 +49,6 @@ def with_database(url: str, name: str) -> str:
 
 def psql_url(url: str) -> str:
     return url.replace(":@", "@")  # libpq rejects an empty password field in some versions
-
-
-def fresh_database(server_url: str, name: str) -> str:
-    with connect(server_url) as conn:
-        execute(conn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        execute(conn, f"CREATE DATABASE {name}")
-    url = with_database(server_url, name)
-    with connect(url) as conn:
-        hrcore.init_schema(conn)
-    return url
 
 
 def sample(rows: int) -> Path:
@@ -84,8 +74,6 @@ def measure(rows: int, server_url: str, repeat: int, s3: tuple[str, str]) -> lis
     folder = sample(rows)
     csv = folder / "hired_employees.csv"
     url = fresh_database(server_url, "hrcore_bench")
-    for reference in ("departments", "jobs"):
-        hrcore.load(folder, table=reference, database_url=url)
     with connect(url) as conn:
         execute(
             conn,

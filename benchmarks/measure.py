@@ -1,11 +1,18 @@
-"""Timing a command in a process of its own, with its peak memory."""
+"""What the benchmarks share: timing (a command in a process of its own, with its
+peak memory; or a call, as a median), a fresh database, generated employees."""
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -43,3 +50,38 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> Run:
         error = process.stderr.read().decode() if process.stderr else ""
         raise SystemExit(f"{' '.join(command)} failed: {error}")
     return Run(seconds, peak / 1024)
+
+
+def median_of(work: Callable[[], T], repeat: int) -> tuple[float, T]:
+    """The median wall time of ``repeat`` calls, and the last call's result."""
+    times: list[float] = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """A new database ``name`` on the server, with the schema and the sample
+    departments and jobs loaded; returns its URL."""
+    import hrcore
+    from hrcore._db import connect, execute
+    from hrcore._sources import SAMPLE_FOLDER
+
+    with connect(server_url) as conn:
+        execute(conn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        execute(conn, f"CREATE DATABASE {name}")
+    url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    for table in ("departments", "jobs"):
+        hrcore.load(SAMPLE_FOLDER, table=table, database_url=url)
+    return url
+
+
+#: employees generated in SQL, spread over 2020-2022, random departments and jobs
+FILL_EMPLOYEES = """
+INSERT INTO hired_employees (id, name, datetime, department_id, job_id)
+SELECT g, 'Employee ' || g,
+    timestamptz '2020-01-01 00:00:00+00' + random() * interval '1096 days',
+    1 + floor(random() * 12)::int, 1 + floor(random() * 183)::int
+FROM generate_series(1, {rows:d}) AS g"""

@@ -18,22 +18,13 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import hrcore
 from hrcore._db import connect, execute
-from hrcore._sources import SAMPLE_FOLDER
+from measure import FILL_EMPLOYEES, fresh_database, median_of
 
 ROOT = Path(__file__).resolve().parent.parent
-FILL = """
-INSERT INTO hired_employees (id, name, datetime, department_id, job_id)
-SELECT g, 'Employee ' || g,
-    timestamptz '2020-01-01 00:00:00+00' + random() * interval '1096 days',
-    1 + floor(random() * 12)::int, 1 + floor(random() * 183)::int
-FROM generate_series(1, {rows:d}) AS g"""
 DIRECT = """
 SELECT d.department, j.job,
     count(*) FILTER (WHERE q = 1), count(*) FILTER (WHERE q = 2),
@@ -47,25 +38,6 @@ GROUP BY d.department, j.job ORDER BY d.department COLLATE "C", j.job COLLATE "C
 """
 
 
-def median_seconds(work: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def fresh_database(server: str) -> str:
-    with connect(server) as conn:
-        execute(conn, "DROP DATABASE IF EXISTS hrcore_metrics_bench WITH (FORCE)")
-        execute(conn, "CREATE DATABASE hrcore_metrics_bench")
-    url = urlunsplit(urlsplit(server)._replace(path="/hrcore_metrics_bench"))
-    hrcore.load(SAMPLE_FOLDER, table="departments", database_url=url)
-    hrcore.load(SAMPLE_FOLDER, table="jobs", database_url=url)
-    return url
-
-
 def query_speed(url: str, sizes: list[int], repeat: int) -> None:
     print(
         "| employees | hires_by_quarter (s) | departments_above_mean (s) "
@@ -76,15 +48,13 @@ def query_speed(url: str, sizes: list[int], repeat: int) -> None:
         with connect(url) as conn:
             execute(conn, "TRUNCATE hired_employees")
             execute(conn, "SELECT setseed(0.42)")
-            execute(conn, FILL.format(rows=rows))
+            execute(conn, FILL_EMPLOYEES.format(rows=rows))
             execute(conn, "VACUUM ANALYZE hired_employees")
             started = time.perf_counter()
             execute(conn, DIRECT)
             direct = time.perf_counter() - started
-        by_quarter = median_seconds(lambda: hrcore.hires_by_quarter(2021, database_url=url), repeat)
-        above = median_seconds(
-            lambda: hrcore.departments_above_mean(2021, database_url=url), repeat
-        )
+        by_quarter, _ = median_of(lambda: hrcore.hires_by_quarter(2021, database_url=url), repeat)
+        above, _ = median_of(lambda: hrcore.departments_above_mean(2021, database_url=url), repeat)
         print(f"| {rows:,} | {by_quarter:.3f} | {above:.3f} | {direct:.2f} |")
 
 
@@ -120,7 +90,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
 
-    url = fresh_database(hrcore.database_url(args.database_url))
+    url = fresh_database(hrcore.database_url(args.database_url), "hrcore_metrics_bench")
     query_speed(url, args.rows, args.repeat)
     load_cost(url, args.load_rows, 3)
 

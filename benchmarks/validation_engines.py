@@ -11,11 +11,8 @@ runs, and check that the two agree on which rows are valid.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
-from typing import Any
 
 import dataframely as dy
 import hrcore
@@ -23,6 +20,7 @@ import polars as pl
 from hrcore._sources import SourceFile, read_lines
 from hrcore._specs import HIRED_EMPLOYEES, MAX_ID
 from hrcore._validate import _ISO_DATETIME, _split_fields, validate
+from measure import median_of
 
 DEPARTMENTS = pl.Series(range(1, 13), dtype=pl.Int32)
 JOBS = pl.Series(range(1, 184), dtype=pl.Int32)
@@ -85,15 +83,6 @@ def with_dataframely(lines: pl.DataFrame) -> int:
     return good.height
 
 
-def median_seconds(work: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -104,8 +93,8 @@ def main() -> None:
         paths = hrcore.write_sample(folder, rows=args.rows, dirty=0.05, all_kinds=True)
         source = SourceFile(str(paths["hired_employees"]), "")
         lines = pl.concat(read_lines(source))
-    ours, ours_valid = median_seconds(lambda: with_hrcore(lines), args.repeat)
-    theirs, theirs_valid = median_seconds(lambda: with_dataframely(lines), args.repeat)
+    ours, ours_valid = median_of(lambda: with_hrcore(lines), args.repeat)
+    theirs, theirs_valid = median_of(lambda: with_dataframely(lines), args.repeat)
     print(f"rows: {args.rows:,}, medians of {args.repeat}")
     print("| engine | seconds | rows/s | valid rows |")
     print("|---|---:|---:|---:|")
