@@ -19,7 +19,7 @@ import fastavro
 import msgspec
 import pyarrow as pa
 
-from hrcore._db import Connection, connect, execute
+from hrcore._db import Connection, connect, execute, first_line
 from hrcore._errors import (
     DatabaseError,
     RestoreError,
@@ -220,8 +220,7 @@ def restore(
 
 def _first_line(exc: Exception) -> str:
     """The error's first line, before any driver detail or traceback."""
-    text = str(exc).strip()
-    return text.splitlines()[0].split(" Detail:")[0] if text else type(exc).__name__
+    return first_line(exc).split(" Detail:")[0]
 
 
 def _explain(spec: TableSpec, uri: str, exc: Exception) -> str:

@@ -146,10 +146,15 @@ def fetch_frame(conn: Connection, sql: str, params: tuple[Any, ...] | None = Non
     return frame
 
 
+def first_line(exc: BaseException) -> str:
+    """The error's first line, any password in it redacted (its type if it says nothing)."""
+    text = str(exc).strip()
+    return redact(text.splitlines()[0]) if text else type(exc).__name__
+
+
 def database_error(exc: Exception) -> DatabaseError:
     """A driver error as a one-line :class:`DatabaseError` with its SQLSTATE."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return DatabaseError(redact(first), sqlstate=getattr(exc, "sqlstate", None))
+    return DatabaseError(first_line(exc), sqlstate=getattr(exc, "sqlstate", None))
 
 
 def scalar(conn: Connection, sql: str, params: tuple[Any, ...] | None = None) -> Any:

@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 
 from hrcore import _db, _ledger, _sources
-from hrcore._db import Connection, connect, execute, fetch_frame, redact
+from hrcore._db import Connection, connect, execute, fetch_frame, first_line
 from hrcore._duplicates import RepeatedIds
 from hrcore._errors import HrcoreError, LoadFailedError, UsageError
 from hrcore._report import LoadReport
@@ -290,11 +290,6 @@ def _write_batches(
             future.result()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return redact(text.splitlines()[0]) if text else type(exc).__name__
-
-
 def load(
     source: str | os.PathLike[str] | None = None,
     *,
@@ -370,14 +365,14 @@ def run_load(
             report = _ledger.report(conn, load_id)
         except Exception as exc:
             try:
-                report = _ledger.fail(url, load_id, _first_line(exc))
+                report = _ledger.fail(url, load_id, first_line(exc))
             except HrcoreError:  # the database is gone too: the next load reaps this entry
                 report = LoadReport(
                     table=spec.name, source=source, load_id=load_id, status="failed"
                 )
             report.seconds = round(time.perf_counter() - started, 3)
             raise LoadFailedError(
-                f"loading {spec.name} from {source} failed: {_first_line(exc)}", report
+                f"loading {spec.name} from {source} failed: {first_line(exc)}", report
             ) from exc
         if identity is not None:
             execute(conn, "SELECT pg_advisory_unlock_all()")
