@@ -244,6 +244,11 @@ def test_pages_walk_a_whole_table_without_gaps_or_repeats(
 
 def test_one_row_by_id_and_404(api: TestClient[Any]) -> None:
     assert api.get("/departments/2").json() == {"id": 2, "department": "Maintenance"}
+    row = employee(7, datetime="2021-07-27T18:02:08.5+02:00")
+    assert api.post("/employees", json={"rows": [row]}).json()["inserted"] == 1
+    stored = {**row, "datetime": "2021-07-27T16:02:08.5Z"}  # in UTC, with a Z
+    assert api.get("/employees/7").json() == stored
+    assert api.get("/employees?after=6&limit=1").json()["items"] == [stored]
     missing = api.get("/departments/99")
     assert missing.status_code == 404
     assert missing.json()["error"] == "not_found"

@@ -26,7 +26,15 @@ from hrcore._loader import (
     load_all,
 )
 from hrcore._metrics import departments_above_mean, hires_by_quarter
-from hrcore._queries import get_load, get_row, list_loads, list_rejections, list_rows
+from hrcore._queries import (
+    get_load,
+    get_row,
+    get_row_json,
+    list_loads,
+    list_rejections,
+    list_rows,
+    list_rows_json,
+)
 from hrcore._report import LoadReport
 from hrcore._rows import RejectedRow, RowsReport, load_rows
 from hrcore._sample import write_sample
@@ -66,6 +74,7 @@ __all__ = [
     "departments_above_mean",
     "get_load",
     "get_row",
+    "get_row_json",
     "get_table",
     "hires_by_quarter",
     "init_schema",
@@ -74,6 +83,7 @@ __all__ = [
     "list_loads",
     "list_rejections",
     "list_rows",
+    "list_rows_json",
     "load",
     "load_all",
     "load_rows",

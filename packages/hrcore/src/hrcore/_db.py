@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,36 +47,67 @@ def _open(url: str, autocommit: bool) -> Connection:
 
 
 class ConnectionPool:
-    """Keeps up to ``size`` idle connections to one database for reuse.
+    """At most ``size`` connections to one database, reused from call to call.
 
     While a pool is open, :func:`connect` to its URL borrows from it instead of
-    opening a connection per call (a server uses one; the CLI does not). A
-    connection whose block raised is closed, not reused: its state is unknown.
+    opening a connection per call (a server uses one; the CLI does not). When all
+    ``size`` are in use, a borrower waits up to ``timeout`` seconds, then gets a
+    :class:`DatabaseError`. A connection whose block raised is closed, not reused:
+    its state is unknown. One that sat idle for ``ping_after`` seconds is checked
+    with ``SELECT 1`` before it is handed out, and replaced if the check fails.
     """
 
-    def __init__(self, url: str | None = None, *, size: int = 4) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        size: int = 8,
+        timeout: float = 30.0,
+        ping_after: float = 30.0,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"a pool needs at least one connection, not {size}")
         self.url = database_url(url)
-        self.size = size
-        self._idle: list[Connection] = []
+        self.size, self.timeout, self.ping_after = size, timeout, ping_after
+        self._slots = threading.BoundedSemaphore(size)
+        self._idle: list[tuple[Connection, float]] = []  # with the time each was returned
         self._lock = threading.Lock()
         _POOLS[self.url] = self
 
+    def _checkout(self) -> Connection:
+        with self._lock:
+            conn, since = self._idle.pop() if self._idle else (None, 0.0)
+        if conn is not None and time.monotonic() - since >= self.ping_after:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                    cur.fetchall()
+            except adbc.Error:  # it died while idle (server restart, idle timeout)
+                conn.close()
+                conn = None
+        return conn if conn is not None else _open(self.url, autocommit=True)
+
     @contextmanager
     def connection(self) -> Iterator[Connection]:
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = _open(self.url, autocommit=True)
+        if not self._slots.acquire(timeout=self.timeout):
+            raise DatabaseError(
+                f"no database connection free within {self.timeout:g} s "
+                f"(all {self.size} of the pool are in use)"
+            )
         try:
-            yield conn
-        except BaseException:
+            conn = self._checkout()
+            try:
+                yield conn
+            except BaseException:
+                conn.close()
+                raise
+            with self._lock:
+                if _POOLS.get(self.url) is self:
+                    self._idle.append((conn, time.monotonic()))
+                    return
             conn.close()
-            raise
-        with self._lock:
-            if _POOLS.get(self.url) is self and len(self._idle) < self.size:
-                self._idle.append(conn)
-                return
-        conn.close()
+        finally:
+            self._slots.release()
 
     def close(self) -> None:
         """Close the idle connections; :func:`connect` opens its own again."""
@@ -83,7 +115,7 @@ class ConnectionPool:
             if _POOLS.get(self.url) is self:
                 del _POOLS[self.url]
             idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             conn.close()
 
     def __enter__(self) -> ConnectionPool:
@@ -97,17 +129,21 @@ _POOLS: dict[str, ConnectionPool] = {}
 
 
 @contextmanager
-def connect(url: str | None = None, *, autocommit: bool = True) -> Iterator[Connection]:
+def connect(
+    url: str | None = None, *, autocommit: bool = True, pooled: bool = True
+) -> Iterator[Connection]:
     """An ADBC connection for a block; driver errors become :class:`DatabaseError`.
 
     Borrowed from the open :class:`ConnectionPool` of that URL if there is one
-    (autocommit connections only), else opened here and closed on exit.
+    (autocommit connections only, and unless ``pooled`` is false: a second
+    connection taken while holding one must not wait on the pool), else opened
+    here and closed on exit.
     """
     resolved = database_url(url)
     pool = _POOLS.get(resolved)
-    if pool is not None and autocommit:
-        with pool.connection() as pooled:
-            yield pooled
+    if pool is not None and autocommit and pooled:
+        with pool.connection() as borrowed:
+            yield borrowed
         return
     conn = _open(resolved, autocommit)
     try:
@@ -144,6 +180,21 @@ def fetch_frame(conn: Connection, sql: str, params: tuple[Any, ...] | None = Non
         raise database_error(exc) from exc
     assert isinstance(frame, pl.DataFrame)
     return frame
+
+
+def small_query(conn: Connection, sql: str) -> tuple[Any, ...] | None:
+    """The first row of a query with a small result, or None.
+
+    It skips the driver's ``COPY`` path and bound parameters, which cost more than
+    a few rows do: callers put only checked integers into ``sql``.
+    """
+    try:
+        with conn.cursor() as cur:
+            cur.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
+            cur.execute(sql)
+            return cur.fetchone()
+    except adbc.Error as exc:
+        raise database_error(exc) from exc
 
 
 def first_line(exc: BaseException) -> str:

@@ -67,7 +67,7 @@ def finish(conn: Connection, load_id: int) -> None:
 
 def fail(url: str, load_id: int, error: str) -> LoadReport:
     """Close a load as ``failed``, on a fresh connection (the loading one may be dead)."""
-    with connect(url) as conn:
+    with connect(url, pooled=False) as conn:  # the loading one is still held
         _close(conn, load_id, error)
         return report(conn, load_id)
 

@@ -274,7 +274,7 @@ def _write_batches(
             if on is not None:
                 write(on, first)
             else:
-                with connect(url) as own:
+                with connect(url, pooled=False) as own:  # a second one: never wait
                     write(own, first)
         except BaseException:
             stop.set()

@@ -6,14 +6,14 @@ table never skips or repeats a row, however it changes meanwhile.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from hrcore import _ledger
-from hrcore._db import fetch_frame
+from hrcore._db import fetch_frame, small_query
 from hrcore._errors import NotFoundError, UsageError
 from hrcore._report import LoadReport
 from hrcore._schema import ready
-from hrcore._specs import get_table
+from hrcore._specs import TableSpec, get_table
 
 MAX_PAGE = 1000
 
@@ -52,6 +52,59 @@ def get_row(table: str, row_id: int, *, database_url: str | None = None) -> dict
     if frame.height == 0:
         raise NotFoundError(f"no {spec.name} row with id {row_id}")
     return frame.row(0, named=True)
+
+
+def _row_id(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(f"{name} must be an integer of 0 or more, not {value!r}")
+    return value
+
+
+def _json_row(spec: TableSpec) -> str:
+    """SQL for a row as a JSON object: datetimes in UTC, ISO 8601 with a ``Z``."""
+    fields = []
+    for column in spec.columns:
+        value = column.name
+        if column.kind == "datetime":
+            value = f"(to_json({column.name} AT TIME ZONE 'UTC') #>> '{{}}') || 'Z'"
+        fields.append(f"'{column.name}', {value}")
+    return f"json_build_object({', '.join(fields)})"
+
+
+class JsonPage(NamedTuple):
+    """A page of rows as a JSON array, with how many there are and the last id."""
+
+    items: bytes
+    rows: int
+    last: int | None  # None when the page is empty
+
+
+def list_rows_json(
+    table: str, *, limit: int = 100, after: int | None = None, database_url: str | None = None
+) -> JsonPage:
+    """The page :func:`list_rows` gives, as a JSON array made by PostgreSQL: what a
+    server sends on as it is, without a Python object per row."""
+    spec, limit = get_table(table), check_limit(limit)
+    start = _row_id(after if after is not None else 0, "after")
+    sql = (
+        f"SELECT coalesce(json_agg({_json_row(spec)} ORDER BY {spec.key}), '[]')::text, "
+        f"count(*), max({spec.key}) FROM (SELECT * FROM {spec.name} "
+        f"WHERE {spec.key} > {start:d} ORDER BY {spec.key} LIMIT {limit:d}) AS {spec.name}"
+    )
+    with ready(database_url) as conn:
+        items, count, last = small_query(conn, sql) or ("[]", 0, None)
+    return JsonPage(str(items).encode(), int(count), None if last is None else int(last))
+
+
+def get_row_json(table: str, row_id: int, *, database_url: str | None = None) -> bytes:
+    """The row :func:`get_row` gives, as a JSON object made by PostgreSQL."""
+    spec, key = get_table(table), _row_id(row_id, "id")
+    sql = f"SELECT {_json_row(spec)}::text FROM {spec.name} WHERE {spec.key} = {key:d}"
+    with ready(database_url) as conn:
+        found = small_query(conn, sql)
+    if found is None:
+        raise NotFoundError(f"no {spec.name} row with id {row_id}")
+    return str(found[0]).encode()
 
 
 def list_loads(

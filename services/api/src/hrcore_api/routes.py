@@ -19,7 +19,15 @@ from litestar.params import FromPath, PathParameter, QueryParameter
 from hrcore_api.openapi import RESTORE_OPERATION, batch_operation, rows_operation
 from hrcore_api.security import PUBLIC
 from hrcore_api.settings import Settings
-from hrcore_api.types import TABLE_PATHS, BatchRequest, Items, Page, RestoreRequest, rows_type
+from hrcore_api.types import (
+    TABLE_PATHS,
+    BatchRequest,
+    Items,
+    Page,
+    RawPage,
+    RestoreRequest,
+    rows_type,
+)
 
 log = logging.getLogger("hrcore_api.loads")
 
@@ -181,6 +189,11 @@ def _frame_response(request: Request[Any, Any, Any], frame: Any) -> Any:
     return Items(items=frame.to_dicts())
 
 
+def _json(content: Any) -> Response[Any]:
+    """An answer whose body is encoded here (it holds JSON made by PostgreSQL)."""
+    return Response(msgspec.json.encode(content), media_type="application/json")
+
+
 def _version() -> str:
     from importlib.metadata import version
 
@@ -236,13 +249,14 @@ def table_routes(settings: Settings, path: str, table: str) -> list[HTTPRouteHan
         )
         return report
 
-    def list_rows(limit: Limit = 100, after: After = None) -> Page:
-        found = hrcore.list_rows(spec.name, limit=limit, after=after, database_url=db)
-        more = f"/{path}?limit={limit}&after={found[-1][spec.key]}" if len(found) == limit else None
-        return Page(items=found, next=more)
+    # rows go out as the JSON PostgreSQL made, without a Python object per row
+    def list_rows(limit: Limit = 100, after: After = None) -> Response[Page]:
+        page = hrcore.list_rows_json(spec.name, limit=limit, after=after, database_url=db)
+        more = f"/{path}?limit={limit}&after={page.last}" if page.rows == limit else None
+        return _json(RawPage(items=msgspec.Raw(page.items), next=more))
 
-    def get_row(row_id: Id) -> dict[str, Any]:
-        return hrcore.get_row(spec.name, row_id, database_url=db)
+    def get_row(row_id: Id) -> Response[dict[str, Any]]:
+        return _json(msgspec.Raw(hrcore.get_row_json(spec.name, row_id, database_url=db)))
 
     batch_help = 'Optional JSON body: {"key": "exports/x.csv", "batch_size": 1000}.'
     rows_help = (

@@ -16,7 +16,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     s3_prefix: str = ""  # S3_PREFIX: where in the bucket the CSV files are
     api_token: str | None = None  # HRCORE_API_TOKEN; None: writes are open
     max_body_bytes: int = 2 * 1024 * 1024  # HRCORE_MAX_BODY_BYTES
-    pool_size: int = 4  # HRCORE_POOL_SIZE: idle database connections kept
+    pool_size: int = 8  # HRCORE_POOL_SIZE: database connections at most, reused
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -27,7 +27,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             s3_prefix=env.get("S3_PREFIX", "").strip("/"),
             api_token=env.get("HRCORE_API_TOKEN") or None,
             max_body_bytes=int(env.get("HRCORE_MAX_BODY_BYTES", 2 * 1024 * 1024)),
-            pool_size=int(env.get("HRCORE_POOL_SIZE", 4)),
+            pool_size=int(env.get("HRCORE_POOL_SIZE", 8)),
         )
 
     @property

@@ -34,6 +34,13 @@ class Page(msgspec.Struct, kw_only=True):
     next: str | None
 
 
+class RawPage(msgspec.Struct, kw_only=True):
+    """A :class:`Page` whose items are JSON text already (made by the database)."""
+
+    items: msgspec.Raw
+    next: str | None
+
+
 class Items(msgspec.Struct, kw_only=True):
     items: list[Any]
 
