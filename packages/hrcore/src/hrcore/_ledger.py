@@ -25,8 +25,9 @@ def _drop_stage(conn: Connection, load_id: int) -> None:
     execute(conn, f"DROP TABLE IF EXISTS {STAGING_SCHEMA}.stage_{load_id:d}")
 
 
-def _close(conn: Connection, load_id: int, error: str | None) -> None:
-    """Set status, end time and the batch totals of a load; drop its staging table."""
+def _close(conn: Connection, load_id: int, error: str | None, *, staged: bool = True) -> None:
+    """Set status, end time and the batch totals of a load; drop its staging table
+    (``staged``: it has one of its own)."""
     totals = ", ".join(f"{column} = {so_far}" for column, so_far in _SO_FAR.items())
     execute(
         conn,
@@ -34,7 +35,8 @@ def _close(conn: Connection, load_id: int, error: str | None) -> None:
            WHERE id = $3""",
         ("failed" if error else "succeeded", error, load_id),
     )
-    _drop_stage(conn, load_id)
+    if staged:
+        _drop_stage(conn, load_id)
 
 
 def reap_stale(conn: Connection) -> list[int]:
@@ -60,9 +62,9 @@ def start(conn: Connection, table: str, source: str, identity: str | None, batch
     return int(load_id)
 
 
-def finish(conn: Connection, load_id: int) -> None:
+def finish(conn: Connection, load_id: int, *, staged: bool = True) -> None:
     """Close a load that went to the end: ``succeeded``."""
-    _close(conn, load_id, None)
+    _close(conn, load_id, None, staged=staged)
 
 
 def fail(url: str, load_id: int, error: str) -> LoadReport:
@@ -88,11 +90,15 @@ def report(conn: Connection, load_id: int) -> LoadReport:
     if not rows:
         raise NotFoundError(f"no load with id {load_id}")
     table, source, status, read, ins, upd, unch, rej, batches, error, seconds = rows[0]
-    reasons = execute(
-        conn,
-        """SELECT reason, count(*) FROM rejected_rows, unnest(reasons) AS reason
-           WHERE load_id = $1 GROUP BY reason ORDER BY reason""",
-        (load_id,),
+    reasons = (
+        execute(
+            conn,
+            """SELECT reason, count(*) FROM rejected_rows, unnest(reasons) AS reason
+               WHERE load_id = $1 GROUP BY reason ORDER BY reason""",
+            (load_id,),
+        )
+        if rej
+        else []
     )
     return LoadReport(
         table=table,

@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 
 from hrcore import _db, _ledger, _sources
-from hrcore._db import Connection, connect, execute, fetch_frame, first_line
+from hrcore._db import Connection, connect, execute, first_line, small_query
 from hrcore._duplicates import RepeatedIds
 from hrcore._errors import HrcoreError, LoadFailedError, UsageError
 from hrcore._report import LoadReport
@@ -163,11 +163,17 @@ WHERE s.id = d.id AND s.reasons IS NULL AND s.line < d.last_line"""
 
 
 def _reference_ids(conn: Connection, spec: TableSpec) -> dict[str, pl.Series]:
-    refs: dict[str, pl.Series] = {}
-    for column in spec.references:
-        assert column.references is not None
-        refs[column.references] = fetch_frame(conn, f"SELECT id FROM {column.references}")["id"]
-    return refs
+    """The ids of each table that ``spec`` references, in one round trip."""
+    tables = [c.references for c in spec.references if c.references is not None]
+    if not tables:
+        return {}
+    found = small_query(
+        conn, "SELECT " + ", ".join(f"(SELECT array_agg(id) FROM {t})" for t in tables)
+    )
+    assert found is not None  # a SELECT without FROM has one row
+    return {
+        t: pl.Series("id", ids or [], dtype=pl.Int64) for t, ids in zip(tables, found, strict=True)
+    }
 
 
 class _Stager:
@@ -361,7 +367,7 @@ def run_load(
             _write_batches(
                 conn, url, spec, stage, load_id, stager.rows, batch_size, writers, progress
             )
-            _ledger.finish(conn, load_id)
+            _ledger.finish(conn, load_id, staged=not in_session)
             report = _ledger.report(conn, load_id)
         except Exception as exc:
             try:

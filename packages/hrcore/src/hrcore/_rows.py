@@ -95,8 +95,10 @@ def load_rows(
         database_url=database_url,
         in_session=True,
     )
-    with ready(database_url) as conn:
-        found = rejected_rows(conn, report.load_id, limit=MAX_BATCH_SIZE)
+    found = []
+    if report.rows_rejected:
+        with ready(database_url) as conn:
+            found = rejected_rows(conn, report.load_id, limit=MAX_BATCH_SIZE)
     originals = rows if not isinstance(rows, str) else None
     rejected = [
         RejectedRow(
