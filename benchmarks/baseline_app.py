@@ -30,6 +30,10 @@ def create_app() -> FastAPI:
     SQLModel.metadata.create_all(engine)
     app = FastAPI()
 
+    @app.get("/")
+    def index() -> dict[str, str]:
+        return {"name": "baseline"}
+
     @app.post("/employees")
     def add(rows: list[dict[str, Any]] = Body(..., embed=True)) -> dict[str, int]:  # noqa: B008
         if not 1 <= len(rows) <= 1000:

@@ -352,25 +352,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_the_server_process_serves_the_api(refs: str) -> None:
+def serve(env: dict[str, str], *options: str) -> tuple[subprocess.Popen[str], str]:
+    """``hrcore-api`` as a process of its own, once it answers; and its base URL."""
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "hrcore-api"), "--port", str(port)],
-        env={**os.environ, "DATABASE_URL": refs, "HRCORE_API_TOKEN": "abc"},
+        [str(Path(sys.executable).parent / "hrcore-api"), "--port", str(port), *options],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/health-db").status_code == 200:
+                return server, base
+        except httpx.TransportError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise
+
+
+def test_the_server_process_serves_the_api(refs: str) -> None:
+    server, base = serve({**os.environ, "DATABASE_URL": refs, "HRCORE_API_TOKEN": "abc"})
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health-db").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
         answer = httpx.post(
             f"{base}/jobs",
             json={"rows": [{"id": 7, "job": "Pilot"}]},
@@ -389,7 +395,7 @@ def test_the_server_process_serves_the_api(refs: str) -> None:
     assert query(refs, "SELECT job FROM jobs WHERE id = 7") == [("Pilot",)]
 
 
-def test_with_no_configuration_it_serves_the_embedded_database_and_the_samples(
+def test_with_no_configuration_workers_serve_the_embedded_database_and_the_samples(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from hrcore import _embedded
@@ -398,14 +404,20 @@ def test_with_no_configuration_it_serves_the_embedded_database_and_the_samples(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HRCORE_HOME", str(tmp_path / "home"))
     try:
-        with TestClient(app=create_app()) as c:
-            files = c.get("/health-s3").json()["files"]
+        server, base = serve(dict(os.environ), "--workers", "2")
+        try:
+            files = httpx.get(f"{base}/health-s3").json()["files"]
             assert sorted(Path(f["uri"]).name for f in files) == [
                 "departments.csv", "hired_employees.csv", "jobs.csv"
             ]  # fmt: skip
-            loaded = c.post("/departments/batch").json()
+            loaded = httpx.post(f"{base}/departments/batch").json()
             assert (loaded["status"], loaded["rows_read"]) == ("succeeded", 12)
-            assert c.get("/health-db").status_code == 200
+            pages = [httpx.get(f"{base}/departments?limit=5").json() for _ in range(8)]
+            assert {page["next"] for page in pages} == {"/departments?limit=5&after=5"}
+        finally:
+            server.terminate()
+            server.communicate(timeout=10)
+        assert (tmp_path / "home" / "pgdata").is_dir()  # one server, in the configured home
     finally:
         _embedded.stop()
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 
+import hrcore
 import uvicorn
 
 
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.workers > 1 and not os.environ.get("DATABASE_URL"):
+        # the embedded server: started once here, not by every worker at the same time
+        os.environ["DATABASE_URL"] = hrcore.database_url()
     uvicorn.run(
         "hrcore_api.app:create_app",
         factory=True,
