@@ -60,15 +60,25 @@ def _row_id(value: int, name: str) -> int:
     return value
 
 
-def _json_row(spec: TableSpec) -> str:
-    """SQL for a row as a JSON object: datetimes in UTC, ISO 8601 with a ``Z``."""
-    fields = []
+_ISO_SECOND = 'YYYY-MM-DD"T"HH24:MI:SS'
+
+
+def _json_columns(spec: TableSpec) -> str:
+    """The select list of a row as the API shows it: datetimes in UTC, ISO 8601 with
+    a ``Z`` (and a fraction only when there is one). ``to_char`` costs the server
+    less than ``to_json`` of a ``timestamptz``."""
+    columns = []
     for column in spec.columns:
-        value = column.name
+        name = column.name
         if column.kind == "datetime":
-            value = f"(to_json({column.name} AT TIME ZONE 'UTC') #>> '{{}}') || 'Z'"
-        fields.append(f"'{column.name}', {value}")
-    return f"json_build_object({', '.join(fields)})"
+            utc = f"{name} AT TIME ZONE 'UTC'"
+            name = (
+                f"CASE WHEN date_trunc('second', {name}) = {name} "
+                f"THEN to_char({utc}, '{_ISO_SECOND}\"Z\"') "
+                f"ELSE rtrim(to_char({utc}, '{_ISO_SECOND}.US'), '0') || 'Z' END AS {name}"
+            )
+        columns.append(name)
+    return ", ".join(columns)
 
 
 class JsonPage(NamedTuple):
@@ -87,9 +97,9 @@ def list_rows_json(
     spec, limit = get_table(table), check_limit(limit)
     start = _row_id(after if after is not None else 0, "after")
     sql = (
-        f"SELECT coalesce(json_agg({_json_row(spec)} ORDER BY {spec.key}), '[]')::text, "
-        f"count(*), max({spec.key}) FROM (SELECT * FROM {spec.name} "
-        f"WHERE {spec.key} > {start:d} ORDER BY {spec.key} LIMIT {limit:d}) AS {spec.name}"
+        f"SELECT coalesce(json_agg(r ORDER BY r.{spec.key}), '[]')::text, count(*), "
+        f"max(r.{spec.key}) FROM (SELECT {_json_columns(spec)} FROM {spec.name} "
+        f"WHERE {spec.key} > {start:d} ORDER BY {spec.key} LIMIT {limit:d}) AS r"
     )
     with ready(database_url) as conn:
         items, count, last = small_query(conn, sql) or ("[]", 0, None)
@@ -99,7 +109,10 @@ def list_rows_json(
 def get_row_json(table: str, row_id: int, *, database_url: str | None = None) -> bytes:
     """The row :func:`get_row` gives, as a JSON object made by PostgreSQL."""
     spec, key = get_table(table), _row_id(row_id, "id")
-    sql = f"SELECT {_json_row(spec)}::text FROM {spec.name} WHERE {spec.key} = {key:d}"
+    sql = (
+        f"SELECT row_to_json(r)::text FROM (SELECT {_json_columns(spec)} "
+        f"FROM {spec.name} WHERE {spec.key} = {key:d}) AS r"
+    )
     with ready(database_url) as conn:
         found = small_query(conn, sql)
     if found is None:
