@@ -346,6 +346,30 @@ def test_openapi_describes_the_endpoints_and_their_bodies(api: TestClient[Any]) 
     } <= set(spec["paths"])
 
 
+def test_openapi_documents_the_error_answers_as_they_are(api: TestClient[Any]) -> None:
+    spec = api.get("/schema/openapi.json").json()
+    error = spec["components"]["schemas"]["ErrorBody"]
+    assert set(error["required"]) == {"error", "detail"}
+    one_row = spec["paths"]["/employees/{row_id}"]["get"]["responses"]
+    assert set(one_row) == {"200", "400", "401", "404", "503"}
+    assert one_row["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    missing = api.get("/employees/999")
+    assert missing.status_code == 404
+    assert set(missing.json()) == set(error["required"])
+    table = spec["paths"]["/backups/{table}"]["get"]["parameters"][0]["schema"]
+    assert table["enum"] == ["departments", "jobs", "employees", "hired_employees"]
+    assert api.get("/backups/salaries").status_code == 400
+    year = spec["paths"]["/metrics/hires-by-quarter"]["get"]["parameters"][0]["schema"]
+    assert (year["minimum"], year["maximum"]) == (1, 9999)
+
+
+def test_a_method_not_allowed_says_which_are(api: TestClient[Any]) -> None:
+    answer = api.delete("/jobs")
+    assert answer.status_code == 405
+    assert set(answer.headers["allow"].split(", ")) >= {"GET", "POST"}
+    assert answer.json()["error"] == "method_not_allowed"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -34,8 +34,10 @@ _HTTP_NAMES = {
 }
 
 
-def error(status: int, name: str, detail: str) -> Response[dict[str, str]]:
-    return Response({"error": name, "detail": detail}, status_code=status)
+def error(
+    status: int, name: str, detail: str, headers: dict[str, str] | None = None
+) -> Response[dict[str, str]]:
+    return Response({"error": name, "detail": detail}, status_code=status, headers=headers)
 
 
 def library_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
@@ -49,7 +51,8 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[s
     detail = exc.detail
     if isinstance(exc, ValidationException) and exc.extra:
         detail = f"{detail}: {exc.extra}"
-    return error(exc.status_code, _HTTP_NAMES.get(exc.status_code, "error"), str(detail))
+    name = _HTTP_NAMES.get(exc.status_code, "error")
+    return error(exc.status_code, name, str(detail), headers=exc.headers)  # a 405's Allow
 
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:

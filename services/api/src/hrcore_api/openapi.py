@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from hrcore import MAX_BATCH_SIZE, TableSpec
+from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
+
+from hrcore_api.types import ErrorBody
 
 _EXAMPLES: dict[str, dict[str, Any]] = {
     "departments": {"id": 1, "department": "Supply Chain"},
@@ -28,6 +31,25 @@ _VALUE = Schema(
         Schema(type=OpenAPIType.NULL),
     ]
 )
+
+
+_ERRORS = {
+    400: "Bad input: a parameter, a body or a name that is not valid",
+    401: "No valid 'Authorization: Bearer <token>' (when HRCORE_API_TOKEN is set)",
+    404: "No such row, load or file",
+    409: "The backup cannot be restored; nothing was changed",
+    413: "The body is over the size limit (HRCORE_MAX_BODY_BYTES)",
+    415: "A body other than application/json or text/csv",
+    503: "The database or the CSV source does not answer",
+}
+
+
+def errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error answers a route can give, all ``{"error", "detail"}``."""
+    return {
+        status: ResponseSpec(data_container=ErrorBody, description=_ERRORS[status])
+        for status in statuses
+    }
 
 
 def _with_body(body: RequestBody) -> type[Operation]:
@@ -63,7 +85,7 @@ def rows_operation(spec: TableSpec) -> type[Operation]:
             content={
                 "application/json": OpenAPIMediaType(schema=rows, example={"rows": [example]}),
                 "text/csv": OpenAPIMediaType(
-                    schema=Schema(type=OpenAPIType.STRING), example=csv_line + "\n"
+                    schema=Schema(type=OpenAPIType.STRING, min_length=1), example=csv_line + "\n"
                 ),
             },
         )
@@ -75,7 +97,11 @@ def batch_operation(spec: TableSpec) -> type[Operation]:
     options = Schema(
         type=OpenAPIType.OBJECT,
         properties={
-            "key": Schema(type=OpenAPIType.STRING, description="file inside the configured source"),
+            "key": Schema(
+                type=OpenAPIType.STRING,
+                min_length=1,
+                description="file inside the configured source",
+            ),
             "batch_size": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_BATCH_SIZE),
         },
         additional_properties=False,

@@ -14,9 +14,9 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, ServiceUnavailableException, ValidationException
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
-from hrcore_api.openapi import RESTORE_OPERATION, batch_operation, rows_operation
+from hrcore_api.openapi import RESTORE_OPERATION, batch_operation, errors, rows_operation
 from hrcore_api.security import PUBLIC
 from hrcore_api.settings import Settings
 from hrcore_api.types import (
@@ -26,6 +26,7 @@ from hrcore_api.types import (
     Page,
     RawPage,
     RestoreRequest,
+    TableName,
     rows_type,
 )
 
@@ -34,19 +35,21 @@ log = logging.getLogger("hrcore_api.loads")
 Limit = Annotated[
     int, QueryParameter(ge=1, le=hrcore.MAX_BATCH_SIZE, description="page size, 1 to 1000")
 ]
-Year = Annotated[int, QueryParameter(description="year of hire (UTC), 1 to 9999")]
+Year = Annotated[int, QueryParameter(ge=1, le=9999, description="year of hire (UTC), 1 to 9999")]
 BIGGEST = 2**63 - 1  # PostgreSQL bigint
+# gt=-1 rather than ge=0: Litestar leaves a minimum of 0 out of the OpenAPI document
 After = Annotated[
-    int | None, QueryParameter(ge=0, le=BIGGEST, description="the last id of the previous page")
+    int | None, QueryParameter(gt=-1, le=BIGGEST, description="the last id of the previous page")
 ]
 Before = Annotated[
     int | None,
     QueryParameter(ge=1, le=BIGGEST, description="the last load id of the previous page"),
 ]
 AfterLine = Annotated[
-    int, QueryParameter(ge=0, le=BIGGEST, description="the last line number of the previous page")
+    int, QueryParameter(gt=-1, le=BIGGEST, description="the last line number of the previous page")
 ]
-Id = Annotated[int, PathParameter(ge=0, le=BIGGEST)]
+Id = Annotated[int, PathParameter(gt=-1, le=BIGGEST)]
+Table = Annotated[TableName, PathParameter(description="a table's path or name")]
 
 
 def _log_load(kind: str, table: str, outcome: dict[str, Any]) -> None:
@@ -88,7 +91,13 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
             },
         }
 
-    @get("/health-db", opt=PUBLIC, sync_to_thread=True, summary="Runs a query on the database")
+    @get(
+        "/health-db",
+        opt=PUBLIC,
+        sync_to_thread=True,
+        summary="Runs a query on the database",
+        responses=errors(503),
+    )
     def health_db() -> dict[str, str]:
         try:
             return {"status": "ok", "server_version": hrcore.check_database(db)}
@@ -96,7 +105,13 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
             log.warning(json.dumps({"event": "health-db", "error": str(exc)}))
             raise hrcore.DatabaseError("the database does not answer") from exc
 
-    @get("/health-s3", opt=PUBLIC, sync_to_thread=True, summary="Lists the CSV source's files")
+    @get(
+        "/health-s3",
+        opt=PUBLIC,
+        sync_to_thread=True,
+        summary="Lists the CSV source's files",
+        responses=errors(503),
+    )
     def health_s3() -> dict[str, Any]:
         source = settings.source
         try:
@@ -109,6 +124,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         "/metrics/hires-by-quarter",
         sync_to_thread=True,
         summary="Hires per department and job by quarter",
+        responses=errors(400, 401, 503),
     )
     def hires_by_quarter(request: Request[Any, Any, Any], year: Year = 2021) -> Any:
         return _frame_response(request, hrcore.hires_by_quarter(year, database_url=db))
@@ -117,21 +133,37 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         "/metrics/departments-above-mean",
         sync_to_thread=True,
         summary="Departments hiring above the mean",
+        responses=errors(400, 401, 503),
     )
     def departments_above_mean(request: Request[Any, Any, Any], year: Year = 2021) -> Any:
         return _frame_response(request, hrcore.departments_above_mean(year, database_url=db))
 
-    @get("/loads", sync_to_thread=True, summary="The load ledger, newest first")
+    @get(
+        "/loads",
+        sync_to_thread=True,
+        summary="The load ledger, newest first",
+        responses=errors(400, 401, 503),
+    )
     def loads(limit: Limit = 100, before: Before = None) -> Page:
         found = hrcore.list_loads(limit=limit, before=before, database_url=db)
         more = f"/loads?limit={limit}&before={found[-1].load_id}" if len(found) == limit else None
         return Page(items=found, next=more)
 
-    @get("/loads/{load_id:int}", sync_to_thread=True, summary="One load's report")
+    @get(
+        "/loads/{load_id:int}",
+        sync_to_thread=True,
+        summary="One load's report",
+        responses=errors(400, 401, 404, 503),
+    )
     def load(load_id: Id) -> hrcore.LoadReport:
         return hrcore.get_load(load_id, database_url=db)
 
-    @get("/loads/{load_id:int}/rejections", sync_to_thread=True, summary="A load's rejected rows")
+    @get(
+        "/loads/{load_id:int}/rejections",
+        sync_to_thread=True,
+        summary="A load's rejected rows",
+        responses=errors(400, 401, 404, 503),
+    )
     def rejections(load_id: Id, limit: Limit = 100, after: AfterLine = 0) -> Page:
         found = hrcore.list_rejections(load_id, limit=limit, after_line=after, database_url=db)
         more = (
@@ -146,12 +178,18 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         status_code=201,
         sync_to_thread=True,
         summary="Back a table up to AVRO",
+        responses=errors(400, 401, 503),
     )
-    def backup(table: FromPath[str]) -> hrcore.Backup:
+    def backup(table: Table) -> hrcore.Backup:
         return hrcore.backup(_table(table), to=settings.backups, database_url=db)
 
-    @get("/backups/{table:str}", sync_to_thread=True, summary="A table's backup files")
-    def backups(table: FromPath[str]) -> Items:
+    @get(
+        "/backups/{table:str}",
+        sync_to_thread=True,
+        summary="A table's backup files",
+        responses=errors(400, 401, 503),
+    )
+    def backups(table: Table) -> Items:
         return Items(items=hrcore.list_backups(_table(table), location=settings.backups))
 
     @post(
@@ -159,8 +197,9 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         status_code=200,
         summary="Replace a table with a backup",
         operation_class=RESTORE_OPERATION,
+        responses=errors(400, 401, 409, 413, 503),
     )
-    async def restore(table: FromPath[str], request: Request[Any, Any, Any]) -> hrcore.Backup:
+    async def restore(table: Table, request: Request[Any, Any, Any]) -> hrcore.Backup:
         wanted = _decode(await request.body(), RestoreRequest)
         known = {f.uri for f in hrcore.list_backups(_table(table), location=settings.backups)}
         if wanted.uri not in known:
@@ -266,12 +305,16 @@ def table_routes(settings: Settings, path: str, table: str) -> list[HTTPRouteHan
     return [
         post(f"/{path}/batch", name=f"{name}_batch", status_code=200,
              summary=f"Load {spec.file_name} from the configured source",
-             description=batch_help, operation_class=batch_operation(spec))(load_file),
+             description=batch_help, operation_class=batch_operation(spec),
+             responses=errors(400, 401, 404, 413, 503))(load_file),
         post(f"/{path}", name=f"{name}_rows", status_code=200,
              summary=f"Add 1 to 1000 {path} rows", description=rows_help,
-             operation_class=rows_operation(spec))(add_rows),
+             operation_class=rows_operation(spec),
+             responses=errors(400, 401, 413, 415, 503))(add_rows),
         get(f"/{path}", name=f"{name}_list", sync_to_thread=True,
-            summary=f"Page through {path} by id")(list_rows),
+            summary=f"Page through {path} by id",
+            responses=errors(400, 401, 503))(list_rows),
         get(f"/{path}/{{row_id:int}}", name=f"{name}_get", sync_to_thread=True,
-            summary=f"One {path} row by id")(get_row),
+            summary=f"One {path} row by id",
+            responses=errors(400, 401, 404, 503))(get_row),
     ]  # fmt: skip

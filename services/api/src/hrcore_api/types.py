@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from hrcore import MAX_BATCH_SIZE, TableSpec
@@ -10,6 +10,8 @@ from msgspec import Meta
 
 #: URL path of each table
 TABLE_PATHS = {"departments": "departments", "jobs": "jobs", "employees": "hired_employees"}
+#: what ``/backups/{table}`` and ``/restores/{table}`` take: a path or a table name
+TableName = Literal["departments", "jobs", "employees", "hired_employees"]
 
 BatchSize = Annotated[int, Meta(ge=1, le=MAX_BATCH_SIZE)]
 
@@ -39,6 +41,13 @@ class RawPage(msgspec.Struct, kw_only=True):
 
     items: msgspec.Raw
     next: str | None
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every error answer: a short name (``not_found``) and what went wrong."""
+
+    error: str
+    detail: str
 
 
 class Items(msgspec.Struct, kw_only=True):
