@@ -143,10 +143,10 @@ def drive(port: int, plans: list[dict[str, Any]]) -> Rate:
     return Rate(len(latencies) / elapsed, latencies)
 
 
-def ingest(port: int, batches: int, first_id: int) -> Rate:
+def ingest(port: int, batches: int, first_id: int, clients: int = CLIENTS) -> Rate:
     plans = [
         {"kind": "ingest", "firsts": [first_id + (c * batches + b) * 1000 for b in range(batches)]}
-        for c in range(CLIENTS)
+        for c in range(clients)
     ]
     rate = drive(port, plans)
     return Rate(rate.per_second * 1000, rate.latencies)  # rows, not requests
@@ -163,8 +163,8 @@ def index(port: int, count: int) -> Rate:
     return drive(port, [{"kind": "index", "seed": c, "count": count} for c in range(CLIENTS)])
 
 
-def postgres_alone(url: str, batches: int, first_id: int) -> Rate:
-    """4 connections, each inserting ``batches`` statements of 1000 generated rows."""
+def postgres_alone(url: str, batches: int, first_id: int, clients: int = CLIENTS) -> Rate:
+    """``clients`` connections, each inserting ``batches`` statements of 1000 generated rows."""
     from hrcore._db import connect, execute
 
     def connection(c: int) -> list[float]:
@@ -184,8 +184,8 @@ def postgres_alone(url: str, batches: int, first_id: int) -> Rate:
         return latencies
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        latencies = [x for part in pool.map(connection, range(CLIENTS)) for x in part]
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = [x for part in pool.map(connection, range(clients)) for x in part]
     return Rate(len(latencies) * 1000 / (time.perf_counter() - started), latencies)
 
 
@@ -241,7 +241,7 @@ def main() -> None:
     servers.append(("baseline (FastAPI + SQLModel, row by row)", 1, baseline,
                     args.baseline_batches))  # fmt: skip
 
-    rows, next_id = [], 1
+    rows, alone_rows, next_id = [], [], 1
     for name, workers, command, batches in servers:
         port = free_port()
         server = serve([*command, "--port", str(port)], env, port, "/health-db")
@@ -251,6 +251,10 @@ def main() -> None:
             next_id += CLIENTS * batches * 1000
             read = pages(port, args.gets, stored)
             floor = index(port, args.gets)
+            if name == "hrcore-api" and workers == min(args.workers):
+                one = ingest(port, batches, next_id, clients=1)  # a POST's own time
+                next_id += batches * 1000
+                alone_rows.append(_one_client_row(f"hrcore-api, {workers} worker(s)", one))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -260,6 +264,10 @@ def main() -> None:
             f"| {floor.per_second:,.0f} |"
         )
     alone = postgres_alone(url, args.batches, next_id)
+    next_id += CLIENTS * args.batches * 1000
+    alone_rows.append(
+        _one_client_row("PostgreSQL alone", postgres_alone(url, args.batches, next_id, clients=1))
+    )
     rows.append(
         f"| PostgreSQL alone (INSERT ... SELECT, 1000 rows a statement) | - "
         f"| {alone.per_second:,.0f} | {alone.pct(50):.0f} | {alone.pct(99):.0f} | - | - | - |"
@@ -271,6 +279,14 @@ def main() -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
+    print("\nOne client at a time: what a 1000-row POST (or statement) takes when nothing queues")
+    print("| service | rows/s | p50 (ms) | p99 (ms) |")
+    print("|---|---:|---:|---:|")
+    print("\n".join(alone_rows))
+
+
+def _one_client_row(name: str, rate: Rate) -> str:
+    return f"| {name} | {rate.per_second:,.0f} | {rate.pct(50):.0f} | {rate.pct(99):.0f} |"
 
 
 if __name__ == "__main__":
