@@ -393,9 +393,12 @@ def serve(env: dict[str, str], *options: str) -> tuple[subprocess.Popen[str], st
             if httpx.get(f"{base}/health-db").status_code == 200:
                 return server, base
         except httpx.TransportError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            output, _ = server.communicate(timeout=10)
+            raise AssertionError(f"hrcore-api did not become healthy:\n{output}")
+        time.sleep(0.1)  # a polling interval, not a timing assumption
 
 
 def test_the_server_process_serves_the_api(refs: str) -> None:
@@ -441,7 +444,7 @@ def test_with_no_configuration_workers_serve_the_embedded_database_and_the_sampl
         finally:
             server.terminate()
             server.communicate(timeout=10)
-        assert (tmp_path / "home" / "pgdata").is_dir()  # one server, in the configured home
+        assert (tmp_path / "home" / "pgdata").is_dir()  # the embedded server, in HRCORE_HOME
     finally:
         _embedded.stop()
 

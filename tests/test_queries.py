@@ -54,3 +54,25 @@ def test_only_a_whole_number_of_zero_or_more_is_an_id(stored: str, after: object
     with pytest.raises(hrcore.UsageError, match="after must be an integer of 0 or more"):
         hrcore.list_rows_json("jobs", after=after, database_url=stored)  # type: ignore[arg-type]
     assert len(hrcore.list_rows("jobs", database_url=stored)) == 3
+
+
+def test_rows_given_as_python_values_are_checked_as_their_text(refs: str) -> None:
+    rows = [
+        {"id": 1, "name": "Ann", "datetime": datetime(2021, 1, 1, tzinfo=UTC),
+         "department_id": 1, "job_id": 1},
+        {"id": 4, "name": "Di", "datetime": datetime(2021, 1, 1), "department_id": 1,
+         "job_id": 1},
+        {"id": 2, "name": "Bob", "datetime": "2021-01-01T00:00:00Z", "department_id": 1.0,
+         "job_id": 1},
+        {"id": 3, "name": " Cy ", "datetime": "2021-01-01T00:00:00Z", "department_id": "1",
+         "job_id": 1},
+    ]  # fmt: skip
+    report = hrcore.load_rows("hired_employees", rows, database_url=refs)
+    assert [(r.index, r.reasons) for r in report.rejected] == [
+        (1, ["bad_datetime"]),  # no time zone
+        (2, ["bad_integer"]),  # "1.0"
+    ]
+    stored = hrcore.list_rows("hired_employees", database_url=refs)
+    assert [(r["id"], r["name"]) for r in stored] == [(1, "Ann"), (3, "Cy")]
+    logged = hrcore.list_rejections(report.load_id, database_url=refs)
+    assert json.loads(logged[1].raw) == rows[2]  # the ledger keeps the row as JSON

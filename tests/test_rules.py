@@ -49,6 +49,7 @@ def rejected(db: str, load_id: int) -> list[tuple[int, str, list[str]]]:
         ("2,Bo,yesterday,1,2", ["bad_datetime"]),
         ("2,Bo,0000-01-01T00:00:00Z,1,2", ["bad_datetime"]),  # no year 0 in PostgreSQL
         ("2,Bo,0000-01-01T00:00:00+00:00,1,2", ["bad_datetime"]),
+        ("2,Bo,9999-12-31T23:00:00-05:00,1,2", ["bad_datetime"]),  # year 10000 in UTC
         ("2,Bo,2021-07-27T16:02:08Z,9,2", ["unknown_department"]),
         ("2,Bo,2021-07-27T16:02:08Z,1,9", ["unknown_job"]),
         ("2,Bo,2021-07-27T16:02:08Z,9,9", ["unknown_department", "unknown_job"]),

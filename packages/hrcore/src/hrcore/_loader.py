@@ -163,7 +163,8 @@ WHERE s.id = d.id AND s.reasons IS NULL AND s.line < d.last_line"""
 
 
 def _reference_ids(conn: Connection, spec: TableSpec) -> dict[str, pl.Series]:
-    """The ids of each table that ``spec`` references, in one round trip."""
+    """The ids of each table that ``spec`` references (departments, jobs: small
+    tables), as arrays in one round trip."""
     tables = [c.references for c in spec.references if c.references is not None]
     if not tables:
         return {}
@@ -351,7 +352,9 @@ def run_load(
     """
     url = _db.database_url(database_url)
     started = time.perf_counter()
-    with connect(url) as conn:
+    # a file's load may wait for the same file's, then run for minutes: it takes a
+    # connection of its own, not one of a server's pool, which reads need
+    with connect(url, pooled=in_session) as conn:
         ensure_schema(conn, url)
         if not in_session:
             _ledger.reap_stale(conn)

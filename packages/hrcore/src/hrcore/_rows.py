@@ -1,15 +1,15 @@
 """Loading 1 to 1000 rows given directly (JSON objects or CSV text), as one transaction.
 
-The rows become CSV lines and go through the same validation, staging and batch
-statement as files, so the rules and the ledger are the same; the load is recorded
-with source ``api`` and the rejected rows are answered with their reasons.
+The rows go through the same validation, staging and batch statement as files, so
+the rules and the ledger are the same: CSV text as lines, JSON objects as fields
+already split. The load is recorded with source ``api`` and the rejected rows are
+answered with their reasons.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -42,29 +42,38 @@ class RowsReport(msgspec.Struct, kw_only=True):
     rejected: list[RejectedRow]
 
 
-def _csv_line(spec: TableSpec, row: Mapping[str, Any]) -> str:
-    values = ["" if row.get(c) is None else str(row.get(c)) for c in spec.column_names]
-    out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(values)
-    return out.getvalue()
+def _text(value: Any) -> str | None:
+    """A value as a CSV file would hold it; a datetime in ISO 8601 (with its zone, if any)."""
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def _lines(spec: TableSpec, rows: Sequence[Mapping[str, Any]] | str) -> pl.DataFrame:
-    """The rows as numbered CSV lines, the shape validation takes from files."""
+    """The rows in the shape validation takes.
+
+    CSV text becomes numbered lines, as a file's do. JSON objects are already split
+    into fields: each value becomes the text a CSV file would hold for it, in
+    ``f0``.. ``f{n-1}`` with ``n_fields``, and the object itself, as JSON, is the
+    line's text (what the ledger keeps of a rejected row).
+    """
     if isinstance(rows, str):
         return parse_lines(rows.encode(), 1)
-    if not rows:
-        return pl.DataFrame(schema={"line": pl.Int64, "text": pl.String})
-    schema = dict.fromkeys(spec.column_names, pl.String)
-    try:
-        text = pl.DataFrame(list(rows), schema=schema, strict=False).write_csv(include_header=False)
-    except (pl.exceptions.PolarsError, OverflowError, TypeError, ValueError):
-        text = ""  # a value Polars cannot take (an integer beyond 64 bits): row by row
-    if text and text.count("\n") == len(rows):  # no value holds a line break: a line a row
-        return parse_lines(text.encode(), 1)
+    names = spec.column_names
+    fields = {f"f{i}": [_text(row.get(name)) for row in rows] for i, name in enumerate(names)}
     return pl.DataFrame(
-        {"line": range(1, len(rows) + 1), "text": [_csv_line(spec, r) for r in rows]},
-        schema={"line": pl.Int64, "text": pl.String},
+        {
+            "line": range(1, len(rows) + 1),
+            "text": [msgspec.json.encode(dict(row), enc_hook=str).decode() for row in rows],
+            **fields,
+            "n_fields": [len(names)] * len(rows),
+        },
+        schema={
+            "line": pl.Int64,
+            "text": pl.String,
+            **dict.fromkeys(fields, pl.String),
+            "n_fields": pl.Int32,
+        },
     )
 
 

@@ -96,7 +96,8 @@ def _parse_datetimes(values: pl.Series) -> pl.Series:
             )
         ).to_series()
         fast = fast.scatter(rest, general)
-    return pl.select(pl.when(fast.dt.year() >= 1).then(fast)).to_series()  # no year 0 in SQL
+    # years 1 to 9999 in UTC: no year 0 in SQL, and ISO 8601 has four digits
+    return pl.select(pl.when(fast.dt.year().is_between(1, 9999)).then(fast)).to_series()
 
 
 def _typed(column: Column, value: pl.Expr) -> pl.Expr:
@@ -134,14 +135,18 @@ def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]
     """Check raw lines against the spec's rules.
 
     ``lines`` has ``line`` (1-based line number) and ``text``, and may carry other
-    columns through; ``refs`` maps each referenced table to the ids it holds. The
-    result has ``line``, ``raw``, one typed column per spec column, ``reasons``
-    (comma-joined in :data:`REASONS` order, null when valid) and the carried columns.
+    columns through; ``refs`` maps each referenced table to the ids it holds. Rows
+    that arrive split already (the API's JSON objects) also have the fields
+    ``f0``..``f{n-1}`` and ``n_fields``, and are not split again. The result has
+    ``line``, ``raw``, one typed column per spec column, ``reasons`` (comma-joined
+    in :data:`REASONS` order, null when valid) and the carried columns.
     """
-    carried = [c for c in lines.columns if c not in ("line", "text")]
-    stripped = [f"v{i}" for i in range(len(spec.columns))]
+    n = len(spec.columns)
+    split = "n_fields" in lines.columns
+    carried = [c for c in lines.columns if c not in ("line", "text", "n_fields", *_field_names(n))]
+    stripped = [f"v{i}" for i in range(n)]
     framed = (
-        _split_fields(lines, len(spec.columns))
+        (lines if split else _split_fields(lines, n))
         .lazy()
         .with_columns(pl.col(f"f{i}").str.strip_chars().alias(v) for i, v in enumerate(stripped))
         .with_columns(
