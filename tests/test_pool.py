@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hrcore
 import pytest
-from hrcore import ConnectionPool, DatabaseError
+from hrcore import ConnectionPool, DatabaseError, NotFoundError
 from hrcore._db import connect, scalar
 
 
@@ -36,3 +37,15 @@ def test_a_connection_that_died_while_idle_is_replaced(db: str) -> None:
             assert scalar(other, "SELECT pg_terminate_backend($1::int)", (dead,)) is True
         replaced = backend_pid(db)
     assert replaced != dead
+
+
+def test_a_missing_row_does_not_cost_the_pool_its_connection(db: str) -> None:
+    with ConnectionPool(db, size=1):
+        before = backend_pid(db)
+        with pytest.raises(NotFoundError):
+            hrcore.get_load(12345, database_url=db)
+        assert backend_pid(db) == before
+        # a failed statement: that connection is closed
+        with pytest.raises(DatabaseError), connect(db) as conn:
+            scalar(conn, "SELECT no_such_column")
+        assert backend_pid(db) != before

@@ -15,7 +15,7 @@ import polars as pl
 from adbc_driver_manager.dbapi import Connection as Connection
 
 from hrcore import _embedded
-from hrcore._errors import DatabaseError
+from hrcore._errors import DatabaseError, NotFoundError, UsageError
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -53,7 +53,9 @@ class ConnectionPool:
     opening a connection per call (a server uses one; the CLI does not). When all
     ``size`` are in use, a borrower waits up to ``timeout`` seconds, then gets a
     :class:`DatabaseError`. A connection whose block raised is closed, not reused:
-    its state is unknown. One that sat idle for ``ping_after`` seconds is checked
+    its state is unknown; unless the error was a :class:`NotFoundError` or a
+    :class:`UsageError`, which say something about the data asked for, not
+    about the connection. One that sat idle for ``ping_after`` seconds is checked
     with ``SELECT 1`` before it is handed out, and replaced if the check fails.
     """
 
@@ -98,16 +100,22 @@ class ConnectionPool:
             conn = self._checkout()
             try:
                 yield conn
+            except (NotFoundError, UsageError):
+                self._give_back(conn)  # an answer about the data, not about the connection
+                raise
             except BaseException:
                 conn.close()
                 raise
-            with self._lock:
-                if _POOLS.get(self.url) is self:
-                    self._idle.append((conn, time.monotonic()))
-                    return
-            conn.close()
+            self._give_back(conn)
         finally:
             self._slots.release()
+
+    def _give_back(self, conn: Connection) -> None:
+        with self._lock:
+            if _POOLS.get(self.url) is self:
+                self._idle.append((conn, time.monotonic()))
+                return
+        conn.close()
 
     def close(self) -> None:
         """Close the idle connections; :func:`connect` opens its own again."""
