@@ -81,10 +81,8 @@ class ConnectionPool:
             conn, since = self._idle.pop() if self._idle else (None, 0.0)
         if conn is not None and time.monotonic() - since >= self.ping_after:
             try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT 1")
-                    cur.fetchall()
-            except adbc.Error:  # it died while idle (server restart, idle timeout)
+                execute(conn, "SELECT 1")
+            except DatabaseError:  # it died while idle (server restart, idle timeout)
                 conn.close()
                 conn = None
         return conn if conn is not None else _open(self.url, autocommit=True)
