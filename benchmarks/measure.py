@@ -66,8 +66,8 @@ def fresh_database(server_url: str, name: str) -> str:
     """A new database ``name`` on the server, with the schema and the sample
     departments and jobs loaded; returns its URL."""
     import hrcore
+    from hrcore import SAMPLE_FOLDER
     from hrcore._db import connect, execute
-    from hrcore._sources import SAMPLE_FOLDER
 
     with connect(server_url) as conn:
         execute(conn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import dataframely as dy
 import hrcore
 import polars as pl
-from hrcore._sources import SourceFile, read_lines
+from hrcore._lines import RowReader
 from hrcore._specs import HIRED_EMPLOYEES, MAX_ID
 from hrcore._validate import _ISO_DATETIME, _split_fields, validate
 from measure import median_of
@@ -91,8 +91,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         paths = hrcore.write_sample(folder, rows=args.rows, dirty=0.05, all_kinds=True)
-        source = SourceFile(str(paths["hired_employees"]), "")
-        lines = pl.concat(read_lines(source))
+        with open(paths["hired_employees"], "rb") as file:
+            lines = pl.concat(RowReader().rows(iter(lambda: file.read(4 << 20), b"")))
     ours, ours_valid = median_of(lambda: with_hrcore(lines), args.repeat)
     theirs, theirs_valid = median_of(lambda: with_dataframely(lines), args.repeat)
     print(f"rows: {args.rows:,}, medians of {args.repeat}")

@@ -4,28 +4,35 @@ report = hrcore.load("s3://bucket/hired_employees.csv", table="hired_employees")
 """
 
 from hrcore._backup import Backup, backup, backup_all, list_backups, restore
-from hrcore._db import ConnectionPool, connect, database_url
+from hrcore._db import ConnectionPool, Limits, connect, database_url, redact
+from hrcore._embedded import data_dir as embedded_data_dir
+from hrcore._embedded import start as start_embedded
+from hrcore._embedded import stop as stop_embedded
 from hrcore._errors import (
+    BusyError,
     DatabaseError,
     HrcoreError,
+    LoadCancelledError,
     LoadFailedError,
     NotFoundError,
     RestoreError,
+    SourceFormatError,
     SourceNotFoundError,
     SourceUnavailableError,
     UsageError,
 )
-from hrcore._health import StoredFile, check_database, list_files
+from hrcore._health import check_database
 from hrcore._ledger import Rejection
-from hrcore._loader import (
+from hrcore._metrics import departments_above_mean, hires_by_quarter
+from hrcore._pipeline import (
     MAX_BATCH_SIZE,
     MIN_BATCH_SIZE,
-    Progress,
     check_batch_size,
+    check_writers,
     load,
     load_all,
+    tables_for,
 )
-from hrcore._metrics import departments_above_mean, hires_by_quarter
 from hrcore._queries import (
     get_load,
     get_row,
@@ -40,18 +47,24 @@ from hrcore._rows import RejectedRow, RowsReport, load_rows
 from hrcore._sample import write_sample
 from hrcore._schema import init_schema
 from hrcore._specs import TABLES, Column, TableSpec, get_table
+from hrcore._stage import Progress
+from hrcore._storage import SAMPLE_FOLDER, StoredFile, default_source, list_files
 from hrcore._validate import REASONS
 
 __all__ = [
     "MAX_BATCH_SIZE",
     "MIN_BATCH_SIZE",
     "REASONS",
+    "SAMPLE_FOLDER",
     "TABLES",
     "Backup",
+    "BusyError",
     "Column",
     "ConnectionPool",
     "DatabaseError",
     "HrcoreError",
+    "Limits",
+    "LoadCancelledError",
     "LoadFailedError",
     "LoadReport",
     "NotFoundError",
@@ -60,6 +73,7 @@ __all__ = [
     "Rejection",
     "RestoreError",
     "RowsReport",
+    "SourceFormatError",
     "SourceNotFoundError",
     "SourceUnavailableError",
     "StoredFile",
@@ -69,9 +83,12 @@ __all__ = [
     "backup_all",
     "check_batch_size",
     "check_database",
+    "check_writers",
     "connect",
     "database_url",
+    "default_source",
     "departments_above_mean",
+    "embedded_data_dir",
     "get_load",
     "get_row",
     "get_row_json",
@@ -87,6 +104,10 @@ __all__ = [
     "load",
     "load_all",
     "load_rows",
+    "redact",
     "restore",
+    "start_embedded",
+    "stop_embedded",
+    "tables_for",
     "write_sample",
 ]

@@ -1,8 +1,14 @@
 """Table backups as AVRO object container files, and restores from them.
 
-A backup streams the table out of PostgreSQL (ADBC ``COPY`` as Arrow batches)
-into fastavro, so memory stays bounded. A restore replaces the table's content
-in one transaction: all or nothing, foreign keys checked at commit.
+A backup streams the table out of PostgreSQL (ADBC ``COPY`` as Arrow batches, in
+one snapshot) into fastavro, so memory stays bounded. It is written under a
+temporary name and appears under its own only when complete; its metadata holds
+the table and the number of rows, which a restore checks.
+
+A restore reads the whole file first and validates every row by the rules of a
+load; then it replaces the table's content in one transaction, holding the table
+alone (no load of it runs meanwhile, no other writer changes it): all or nothing,
+foreign keys checked at commit.
 """
 
 from __future__ import annotations
@@ -12,26 +18,25 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 import adbc_driver_manager
 import fastavro
 import msgspec
+import polars as pl
 import pyarrow as pa
 
-from hrcore._db import Connection, connect, execute, first_line
-from hrcore._errors import (
-    DatabaseError,
-    RestoreError,
-    SourceNotFoundError,
-    SourceUnavailableError,
-)
-from hrcore._health import StoredFile, list_files
-from hrcore._schema import ready
-from hrcore._sources import s3_filesystem
+from hrcore import _db, _locks, _storage
+from hrcore._db import Connection, Limits, connect, execute, first_line, scalar
+from hrcore._errors import DatabaseError, RestoreError, SourceNotFoundError
+from hrcore._pipeline import reference_ids
+from hrcore._schema import ensure_schema
 from hrcore._specs import TABLES, TableSpec, get_table
+from hrcore._storage import StoredFile
+from hrcore._validate import validate
 
 RESTORE_CHUNK_ROWS = 50_000
+TABLE_KEY, ROWS_KEY = "hrcore.table", "hrcore.rows"  # the backup's own metadata
 _AVRO_TYPES: dict[str, Any] = {
     "id": "int",
     "text": "string",
@@ -72,22 +77,7 @@ def _file_uri(spec: TableSpec, to: str) -> str:
     if to.endswith(".avro"):
         return to
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{to.rstrip('/')}/{spec.name}-{stamp}.avro"
-
-
-def _open(uri: str, mode: str) -> BinaryIO:
-    try:
-        if uri.startswith("s3://"):
-            file: BinaryIO = s3_filesystem().open(uri.removeprefix("s3://"), mode)
-            return file
-        path = uri.removeprefix("file://")
-        if "w" in mode:
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        return cast(BinaryIO, open(path, mode))
-    except FileNotFoundError as exc:
-        raise SourceNotFoundError(f"no such file: {uri}") from exc
-    except (OSError, ValueError) as exc:  # no permission, a bucket that is not there
-        raise SourceUnavailableError(f"cannot open {uri}: {exc}") from exc
+    return _storage.check_location(f"{to.rstrip('/')}/{spec.name}-{stamp}.avro")
 
 
 def _records(conn: Connection, spec: TableSpec) -> Iterator[dict[str, Any]]:
@@ -110,22 +100,40 @@ def backup(
     to: str | os.PathLike[str] | None = None,
     database_url: str | None = None,
 ) -> Backup:
-    """Write ``table`` to ``<to>/<table>-<UTC time>.avro``, or to ``to`` if it ends in .avro."""
+    """Write ``table`` to ``<to>/<table>-<UTC time>.avro``, or to ``to`` if it ends in .avro.
+
+    The rows are read in one snapshot; the file appears under its name only once it
+    is complete (an error or a kill leaves nothing there).
+    """
     spec = get_table(table)
-    uri = _file_uri(spec, os.fspath(to) if to is not None else default_destination())
-    counted = 0
-    with ready(database_url) as conn:
+    uri = _file_uri(spec, _storage.check_location(to if to is not None else default_destination()))
+    url = _db.database_url(database_url)
+    with connect(url, pooled=False) as conn:  # held for the whole backup: not a pool's
+        ensure_schema(conn, url)
+        execute(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        rows = int(scalar(conn, f"SELECT count(*) FROM {spec.name}"))
+        written = 0
 
         def counting() -> Iterator[dict[str, Any]]:
-            nonlocal counted
-            for counted, record in enumerate(_records(conn, spec), start=1):  # noqa: B007
+            nonlocal written
+            for written, record in enumerate(_records(conn, spec), start=1):  # noqa: B007
                 yield record
 
-        with _open(uri, "wb") as file:
-            fastavro.writer(
-                file, fastavro.parse_schema(avro_schema(spec)), counting(), codec="deflate"
-            )
-    return Backup(table=spec.name, uri=uri, rows=counted)
+        try:
+            with _storage.atomic_write(uri) as file:
+                fastavro.writer(
+                    file,
+                    fastavro.parse_schema(avro_schema(spec)),
+                    counting(),
+                    codec="deflate",
+                    metadata={TABLE_KEY: spec.name, ROWS_KEY: str(rows)},
+                )
+                if written != rows:  # cannot happen in one snapshot; never leave such a file
+                    raise DatabaseError(f"read {written} rows of {spec.name}, expected {rows}")
+        except adbc_driver_manager.Error as exc:
+            raise _db.database_error(exc) from exc
+        execute(conn, "COMMIT")
+    return Backup(table=spec.name, uri=uri, rows=rows)
 
 
 def backup_all(
@@ -135,32 +143,94 @@ def backup_all(
     return [backup(name, to=to, database_url=database_url) for name in TABLES]
 
 
-def _check_schema(spec: TableSpec, writer_schema: Any, uri: str) -> None:
+def _check_header(spec: TableSpec, reader: Any, uri: str) -> int:
+    """The number of rows the file says it holds, if it is a complete backup of ``spec``."""
     expected = avro_schema(spec)
-    name = str(writer_schema.get("name", "")) if isinstance(writer_schema, dict) else ""
-    fields = writer_schema.get("fields") if isinstance(writer_schema, dict) else None
+    schema = reader.writer_schema
+    name = str(schema.get("name", "")) if isinstance(schema, dict) else ""
+    fields = schema.get("fields") if isinstance(schema, dict) else None
     found = [(f.get("name"), f.get("type")) for f in fields or []]
     wanted = [(f["name"], f["type"]) for f in expected["fields"]]
     if name.rsplit(".", 1)[-1] != spec.name or found != wanted:
         raise RestoreError(f"{uri} is not an AVRO backup of table {spec.name}")
+    metadata = reader.metadata or {}
+    if metadata.get(TABLE_KEY) != spec.name or not str(metadata.get(ROWS_KEY, "")).isdigit():
+        raise RestoreError(
+            f"{uri} does not say it is a complete backup of {spec.name} "
+            f"(no {TABLE_KEY} / {ROWS_KEY} in its metadata); nothing was changed"
+        )
+    return int(metadata[ROWS_KEY])
 
 
-class _Batches:
-    """The backup's records as Arrow batches; keeps the reading error, if any, for the
-    message (the driver would only report a failed stream, with a traceback in it)."""
+def _as_fields(spec: TableSpec, chunk: list[dict[str, Any]], start: int) -> pl.DataFrame:
+    """Records as the fields a CSV row would hold, for the load's validation."""
+    frame = pl.DataFrame(chunk, schema=_arrow_schema_polars(spec), orient="row")
+    fields = []
+    for i, column in enumerate(spec.columns):
+        value = pl.col(column.name)
+        if column.kind == "datetime":
+            text = (
+                pl.when(value.dt.microsecond() == 0)
+                .then(value.dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                .otherwise(value.dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
+            )
+        else:
+            text = value.cast(pl.String)
+        fields.append(text.alias(f"f{i}"))
+    return frame.select(
+        pl.int_range(start + 1, start + 1 + frame.height, dtype=pl.Int64).alias("line"),
+        pl.concat_str(fields, separator=",").alias("text"),
+        *fields,
+        pl.lit(len(spec.columns), dtype=pl.Int32).alias("n_fields"),
+    )
 
-    def __init__(self, spec: TableSpec, records: Iterator[Any]) -> None:
-        self.spec, self.records = spec, records
+
+def _arrow_schema_polars(spec: TableSpec) -> dict[str, pl.DataType]:
+    kinds: dict[str, pl.DataType] = {
+        "id": pl.Int64(),
+        "text": pl.String(),
+        "datetime": pl.Datetime("us", "UTC"),
+    }
+    return {c.name: kinds[c.kind] for c in spec.columns}
+
+
+class _Checked:
+    """The backup's records, validated by the rules of a load, as Arrow batches.
+
+    A row that breaks a rule stops the stream: the restore is refused. The count of
+    rows is kept, and so is the first error, for the message (the driver would only
+    report a failed stream).
+    """
+
+    def __init__(self, spec: TableSpec, records: Iterator[Any], refs: dict[str, pl.Series]) -> None:
+        self.spec, self.records, self.refs = spec, records, refs
+        self.rows = 0
         self.error: Exception | None = None
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         schema = _arrow_schema(self.spec)
         try:
             while chunk := list(islice(self.records, RESTORE_CHUNK_ROWS)):
-                yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+                checked = validate(_as_fields(self.spec, chunk, self.rows), self.spec, self.refs)
+                bad = checked.filter(pl.col("reasons").is_not_null())
+                if bad.height:
+                    raise RestoreError(_broken_rows(self.spec, bad))
+                self.rows += checked.height
+                yield from (
+                    checked.select(self.spec.column_names).to_arrow().cast(schema).to_batches()
+                )
         except Exception as exc:
             self.error = exc
             raise
+
+
+def _broken_rows(spec: TableSpec, bad: pl.DataFrame) -> str:
+    shown = "; ".join(
+        f"record {line} ({raw[:60]}): {reasons}"
+        for line, raw, reasons in bad.select("line", "raw", "reasons").head(3).iter_rows()
+    )
+    more = f" and {bad.height - 3} more" if bad.height > 3 else ""
+    return f"rows that break the rules of {spec.name}: {shown}{more}"
 
 
 def _replace_sql(spec: TableSpec) -> list[str]:
@@ -180,52 +250,84 @@ def _replace_sql(spec: TableSpec) -> list[str]:
 
 
 def restore(
-    table: str, *, from_: str | os.PathLike[str], database_url: str | None = None
+    table: str,
+    *,
+    from_: str | os.PathLike[str],
+    database_url: str | None = None,
+    lock_timeout: float | None = None,
 ) -> Backup:
     """Make ``table`` hold exactly the rows of a backup, in one transaction.
 
+    The restore has the table alone: it waits (at most ``lock_timeout`` seconds,
+    then :class:`BusyError`) for the loads of it to end, and loads wait for it.
     Fails with :class:`RestoreError`, changing nothing, when the file is not a
-    backup of that table or when other tables' rows need rows the backup lacks.
+    complete backup of that table, when a row breaks a rule of a load, or when
+    other tables' rows need rows the backup lacks.
     """
     spec = get_table(table)
-    uri = os.fspath(from_)
-    with _open(uri, "rb") as file:
+    uri = _storage.check_location(from_)
+    limits = Limits.from_env(lock_timeout)
+    url = _db.database_url(database_url)
+    with _storage.open_read(uri) as file:
         try:
             reader = fastavro.reader(file)
         except (ValueError, fastavro.read.SchemaResolutionError) as exc:
             raise RestoreError(f"{uri} is not an AVRO backup of table {spec.name}: {exc}") from exc
-        _check_schema(spec, reader.writer_schema, uri)
-        with ready(database_url):
-            pass  # the tables exist before the restore's transaction starts
-        batches = _Batches(spec, iter(reader))
-        with connect(database_url, autocommit=False) as conn:
+        except Exception as exc:
+            raise _storage.storage_error(exc, f"cannot read {uri}") from exc
+        promised = _check_header(spec, reader, uri)
+        # a connection of its own, closed at the end: an error rolls everything back
+        # and lets the table's lock go with it
+        with connect(url, pooled=False) as conn:
+            ensure_schema(conn, url)
+            _locks.hold_for_restore(conn, spec.name, limits.lock_timeout)
+            execute(conn, "BEGIN")
+            # no other writer between the delete and the upsert; readers go on
+            execute(conn, f"LOCK TABLE {spec.name} IN EXCLUSIVE MODE")
+            checked = _Checked(spec, iter(reader), reference_ids(conn, spec))
+            _copy_into_temporary(conn, spec, checked, uri)
+            if checked.rows != promised:
+                raise RestoreError(
+                    f"{uri} holds {checked.rows} rows but says {promised}: it is not complete "
+                    "(nothing was changed)"
+                )
             try:
-                execute(conn, f"CREATE TEMP TABLE hrcore_restore (LIKE {spec.name}) ON COMMIT DROP")
-                stream = pa.RecordBatchReader.from_batches(_arrow_schema(spec), iter(batches))
-                with conn.cursor() as cur:
-                    rows = cur.adbc_ingest("hrcore_restore", stream, mode="append", temporary=True)
                 for statement in _replace_sql(spec):
                     execute(conn, statement)
-                conn.commit()
-            except (adbc_driver_manager.Error, DatabaseError) as exc:
-                conn.rollback()
-                if batches.error is not None:
-                    raise RestoreError(
-                        f"{uri} is not a readable AVRO backup of table {spec.name} "
-                        f"(nothing was changed): {_first_line(batches.error)}"
-                    ) from batches.error
+                execute(conn, "COMMIT")
+            except DatabaseError as exc:
                 raise RestoreError(_explain(spec, uri, exc)) from exc
-    return Backup(table=spec.name, uri=uri, rows=int(rows))
+    return Backup(table=spec.name, uri=uri, rows=promised)
 
 
-def _first_line(exc: Exception) -> str:
+def _copy_into_temporary(conn: Connection, spec: TableSpec, checked: _Checked, uri: str) -> None:
+    """Stream the checked rows into ``hrcore_restore``, a temporary table of the transaction."""
+    execute(conn, f"CREATE TEMP TABLE hrcore_restore (LIKE {spec.name}) ON COMMIT DROP")
+    stream = pa.RecordBatchReader.from_batches(_arrow_schema(spec), iter(checked))
+    try:
+        with conn.cursor() as cur:
+            cur.adbc_ingest("hrcore_restore", stream, mode="append", temporary=True)
+    except adbc_driver_manager.Error as exc:
+        if isinstance(checked.error, RestoreError):
+            raise RestoreError(
+                f"{uri} holds {checked.error} (nothing was changed)"
+            ) from checked.error
+        if checked.error is not None:
+            raise RestoreError(
+                f"{uri} is not a readable AVRO backup of table {spec.name} "
+                f"(nothing was changed): {_first_line(checked.error)}"
+            ) from checked.error
+        raise RestoreError(_explain(spec, uri, exc)) from exc
+
+
+def _first_line(exc: BaseException) -> str:
     """The error's first line, before any driver detail or traceback."""
     return first_line(exc).split(" Detail:")[0]
 
 
 def _explain(spec: TableSpec, uri: str, exc: Exception) -> str:
     state = getattr(exc, "sqlstate", None)
-    detail = _first_line(exc)
+    detail = _db.message_of(exc)
     if state == "23503":
         return (
             f"restoring {spec.name} from {uri} would break references from other rows "
@@ -237,12 +339,18 @@ def _explain(spec: TableSpec, uri: str, exc: Exception) -> str:
 
 
 def list_backups(table: str, *, location: str | os.PathLike[str] | None = None) -> list[StoredFile]:
-    """The backup files of ``table`` at ``location`` (default destination), oldest first."""
+    """The backup files of ``table`` at ``location`` (default destination), oldest first.
+
+    A folder or prefix that does not exist yet holds none; an S3 outage is a
+    :class:`SourceUnavailableError`, never an empty list.
+    """
     spec = get_table(table)
-    where = os.fspath(location) if location is not None else default_destination()
+    where = _storage.check_location(location if location is not None else default_destination())
     try:
-        found = list_files(where)
+        found = _storage.list_files(where)
     except SourceNotFoundError:  # no backup made there yet
+        if _storage.is_s3(where):
+            _storage.check_bucket(where)
         return []
     name = re.compile(rf"(^|/){re.escape(spec.name)}-\d{{8}}T\d+Z\.avro$")
     return sorted((f for f in found if name.search(f.uri)), key=lambda f: f.uri)

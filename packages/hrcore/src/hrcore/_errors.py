@@ -25,7 +25,23 @@ class NotFoundError(HrcoreError, LookupError):
 
 
 class SourceUnavailableError(HrcoreError):
-    """The source could not be reached (S3 credentials, endpoint, network)."""
+    """S3 or the folder could not be reached, read or written (credentials, endpoint,
+    network, a full disk)."""
+
+
+class SourceFormatError(HrcoreError):
+    """The file is not UTF-8 CSV text (a UTF-16 file, say); nothing was loaded from it."""
+
+
+class BusyError(HrcoreError):
+    """Another load or restore holds the table or file, and it was not free in time.
+
+    ``holder`` is the id of the load holding it, when there is one.
+    """
+
+    def __init__(self, message: str, *, holder: int | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class DatabaseError(HrcoreError):
@@ -46,3 +62,8 @@ class LoadFailedError(HrcoreError):
     def __init__(self, message: str, report: LoadReport) -> None:
         super().__init__(message)
         self.report = report
+
+
+class LoadCancelledError(LoadFailedError):
+    """A load was stopped on request (Ctrl-C, SIGTERM) at a batch boundary; its ledger
+    entry says ``cancelled`` with the counts of the batches that were committed."""

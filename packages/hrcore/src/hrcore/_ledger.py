@@ -25,7 +25,9 @@ def _drop_stage(conn: Connection, load_id: int) -> None:
     execute(conn, f"DROP TABLE IF EXISTS {STAGING_SCHEMA}.stage_{load_id:d}")
 
 
-def _close(conn: Connection, load_id: int, error: str | None, *, staged: bool = True) -> None:
+def _close(
+    conn: Connection, load_id: int, status: str, error: str | None, *, staged: bool = True
+) -> None:
     """Set status, end time and the batch totals of a load; drop its staging table
     (``staged``: it has one of its own)."""
     totals = ", ".join(f"{column} = {so_far}" for column, so_far in _SO_FAR.items())
@@ -33,7 +35,7 @@ def _close(conn: Connection, load_id: int, error: str | None, *, staged: bool = 
         conn,
         f"""UPDATE load_runs r SET status = $1, error = $2, finished_at = now(), {totals}
            WHERE id = $3""",
-        ("failed" if error else "succeeded", error, load_id),
+        (status, error, load_id),
     )
     if staged:
         _drop_stage(conn, load_id)
@@ -47,7 +49,7 @@ def reap_stale(conn: Connection) -> list[int]:
            AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = load_runs.owner_pid)""",
     )
     for (load_id,) in stale:
-        _close(conn, load_id, "the loading session ended before the load finished")
+        _close(conn, load_id, "failed", "the loading session ended before the load finished")
     return [load_id for (load_id,) in stale]
 
 
@@ -64,13 +66,14 @@ def start(conn: Connection, table: str, source: str, identity: str | None, batch
 
 def finish(conn: Connection, load_id: int, *, staged: bool = True) -> None:
     """Close a load that went to the end: ``succeeded``."""
-    _close(conn, load_id, None, staged=staged)
+    _close(conn, load_id, "succeeded", None, staged=staged)
 
 
-def fail(url: str, load_id: int, error: str) -> LoadReport:
-    """Close a load as ``failed``, on a fresh connection (the loading one may be dead)."""
-    with connect(url, pooled=False) as conn:  # the loading one is still held
-        _close(conn, load_id, error)
+def stop(url: str, load_id: int, status: str, error: str, *, staged: bool) -> LoadReport:
+    """Close a load that stopped (``failed`` or ``cancelled``), on a fresh connection:
+    the loading one is closed by now, with its locks."""
+    with connect(url, pooled=False) as conn:
+        _close(conn, load_id, status, error, staged=staged)
         return report(conn, load_id)
 
 

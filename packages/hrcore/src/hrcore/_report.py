@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
-Status = Literal["running", "succeeded", "failed"]
+Status = Literal["running", "succeeded", "failed", "cancelled"]
+STATUSES: tuple[str, ...] = get_args(Status)
 
 
 class LoadReport(msgspec.Struct, kw_only=True):

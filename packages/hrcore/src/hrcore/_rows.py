@@ -15,11 +15,12 @@ from typing import Any
 import msgspec
 import polars as pl
 
+from hrcore import _db
 from hrcore._errors import UsageError
 from hrcore._ledger import rejected_rows
-from hrcore._loader import MAX_BATCH_SIZE, run_load
+from hrcore._lines import rows_of_text
+from hrcore._pipeline import MAX_BATCH_SIZE, run
 from hrcore._schema import ready
-from hrcore._sources import parse_lines
 from hrcore._specs import TableSpec, get_table
 
 
@@ -49,7 +50,7 @@ def _text(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def _lines(spec: TableSpec, rows: Sequence[Mapping[str, Any]] | str) -> pl.DataFrame:
+def _lines(spec: TableSpec, rows: Sequence[Mapping[str, Any]] | str | bytes) -> pl.DataFrame:
     """The rows in the shape validation takes.
 
     CSV text becomes numbered lines, as a file's do. JSON objects are already split
@@ -57,8 +58,8 @@ def _lines(spec: TableSpec, rows: Sequence[Mapping[str, Any]] | str) -> pl.DataF
     ``f0``.. ``f{n-1}`` with ``n_fields``, and the object itself, as JSON, is the
     line's text (what the ledger keeps of a rejected row).
     """
-    if isinstance(rows, str):
-        return parse_lines(rows.encode(), 1)
+    if isinstance(rows, str | bytes):
+        return rows_of_text(rows if isinstance(rows, bytes) else rows.encode())
     names = spec.column_names
     fields = {f"f{i}": [_text(row.get(name)) for row in rows] for i, name in enumerate(names)}
     return pl.DataFrame(
@@ -79,14 +80,15 @@ def _lines(spec: TableSpec, rows: Sequence[Mapping[str, Any]] | str) -> pl.DataF
 
 def load_rows(
     table: str,
-    rows: Sequence[Mapping[str, Any]] | str,
+    rows: Sequence[Mapping[str, Any]] | str | bytes,
     *,
     database_url: str | None = None,
     source: str = "api",
 ) -> RowsReport:
     """Validate and upsert 1 to 1000 rows of ``table`` in one transaction.
 
-    ``rows`` are objects keyed by column name, or CSV text without a header. Valid
+    ``rows`` are objects keyed by column name, or CSV text (or its bytes, UTF-8)
+    without a header: a rejected CSV row's index is that of the line it starts on. Valid
     rows land; invalid ones are logged in ``rejected_rows`` under this load and
     returned with their 0-based index. Fewer than 1 or more than 1000 rows is a
     :class:`UsageError`, and nothing is written.
@@ -95,20 +97,20 @@ def load_rows(
     lines = _lines(spec, rows)
     if not 1 <= lines.height <= MAX_BATCH_SIZE:
         raise UsageError(f"send 1 to {MAX_BATCH_SIZE} rows, not {lines.height}")
-    report = run_load(
+    report = run(
         spec,
         [lines],
         source=source,
         identity=None,
         batch_size=lines.height,
-        database_url=database_url,
-        in_session=True,
+        url=_db.database_url(database_url),
+        session=True,
     )
     found = []
     if report.rows_rejected:
         with ready(database_url) as conn:
             found = rejected_rows(conn, report.load_id, limit=MAX_BATCH_SIZE)
-    originals = rows if not isinstance(rows, str) else None
+    originals = rows if not isinstance(rows, str | bytes) else None
     rejected = [
         RejectedRow(
             index=r.line_number - 1,

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from hrcore import _db
 from hrcore._db import Connection, execute, scalar
+from hrcore._report import STATUSES
 from hrcore._specs import TABLES
 
 LEDGER_DDL = (
@@ -16,8 +17,7 @@ LEDGER_DDL = (
     source text NOT NULL,
     object_identity text,
     batch_size integer NOT NULL,
-    status text NOT NULL DEFAULT 'running'
-        CHECK (status IN ('running', 'succeeded', 'failed')),
+    status text NOT NULL DEFAULT 'running',
     owner_pid integer,
     started_at timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz,
@@ -112,6 +112,24 @@ HIRE_COUNTS_DDL = (
 _SCHEMA_LOCK = 0x68726330  # advisory lock key: concurrent first runs create the schema once
 
 
+def _allow_every_status(conn: Connection) -> None:
+    """Make ``load_runs.status`` accept every status of this version (the list grew)."""
+    current = scalar(
+        conn,
+        """SELECT pg_get_constraintdef(oid) FROM pg_constraint
+           WHERE conrelid = 'load_runs'::regclass AND conname = 'load_runs_status_check'""",
+    )
+    if current is not None and all(f"'{s}'" in current for s in STATUSES):
+        return
+    execute(conn, "ALTER TABLE load_runs DROP CONSTRAINT IF EXISTS load_runs_status_check")
+    allowed = ", ".join(f"'{s}'" for s in STATUSES)
+    execute(
+        conn,
+        "ALTER TABLE load_runs ADD CONSTRAINT load_runs_status_check "
+        f"CHECK (status IN ({allowed}))",
+    )
+
+
 _READY: set[str] = set()  # database URLs whose schema this process has made sure of
 
 
@@ -140,6 +158,7 @@ def init_schema(conn: Connection) -> None:
             execute(conn, spec.ddl())
         for statement in LEDGER_DDL:
             execute(conn, statement)
+        _allow_every_status(conn)
         if scalar(conn, "SELECT to_regclass('hire_counts') IS NULL"):
             for statement in HIRE_COUNTS_DDL:
                 execute(conn, statement)

@@ -16,6 +16,8 @@ from hrcore._specs import MAX_ID, Column, TableSpec
 #: Reasons a row can be rejected for, in the order they are reported.
 REASONS = (
     "encoding",
+    "nul_byte",
+    "line_too_long",
     "bad_quoting",
     "field_count",
     "missing_field",
@@ -29,10 +31,10 @@ REASONS = (
 
 _INTEGER = r"^[+-]?[0-9]+$"
 _ISO_DATETIME = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"  # date and time
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]"  # date and time (no second 60)
     r"(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})$"  # fraction, zone
 )
-_REPLACEMENT_CHAR = "\ufffd"  # what the lossy UTF-8 reader puts in place of bad bytes
+NUL_SHOWN = "\u2400"  # a NUL byte as the ledger shows it (PostgreSQL text cannot hold one)
 
 
 def _split_quoted(text: str) -> list[str] | None:
@@ -81,7 +83,8 @@ def _parse_datetimes(values: pl.Series) -> pl.Series:
     other values (offsets, fractions, mistakes) go through the general parse.
     """
     fast = pl.select(
-        pl.when(values.str.len_bytes() == 20)
+        # second 60 is refused: PostgreSQL would move a leap second into the next minute
+        pl.when((values.str.len_bytes() == 20) & (values.str.slice(17, 1) <= "5"))
         .then(values.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%SZ", strict=False))
         .dt.replace_time_zone("UTC")
     ).to_series()
@@ -132,18 +135,25 @@ def _rules(
 
 
 def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]) -> pl.DataFrame:
-    """Check raw lines against the spec's rules.
+    """Check rows against the spec's rules.
 
-    ``lines`` has ``line`` (1-based line number) and ``text``, and may carry other
-    columns through; ``refs`` maps each referenced table to the ids it holds. Rows
-    that arrive split already (the API's JSON objects) also have the fields
+    ``lines`` has ``line`` (1-based line number) and ``text``, may have the byte-level
+    flags ``bad_utf8`` and ``too_long`` (see :mod:`hrcore._lines`), and may carry
+    other columns through; ``refs`` maps each referenced table to the ids it holds.
+    Rows that arrive split already (the API's JSON objects) also have the fields
     ``f0``..``f{n-1}`` and ``n_fields``, and are not split again. The result has
-    ``line``, ``raw``, one typed column per spec column, ``reasons`` (comma-joined
-    in :data:`REASONS` order, null when valid) and the carried columns.
+    ``line``, ``raw``, one typed column per spec column (null for a rejected row),
+    ``reasons`` (comma-joined in :data:`REASONS` order, null when valid) and the
+    carried columns.
     """
     n = len(spec.columns)
     split = "n_fields" in lines.columns
-    carried = [c for c in lines.columns if c not in ("line", "text", "n_fields", *_field_names(n))]
+    flags = {"bad_utf8", "too_long"}
+    for flag in flags - set(lines.columns):
+        lines = lines.with_columns(pl.lit(False).alias(flag))
+    carried = [
+        c for c in lines.columns if c not in ("line", "text", "n_fields", *flags, *_field_names(n))
+    ]
     stripped = [f"v{i}" for i in range(n)]
     framed = (
         (lines if split else _split_fields(lines, n))
@@ -154,12 +164,18 @@ def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]
         )
     )
     n_fields = pl.col("n_fields")
+    has_nul = pl.any_horizontal(
+        pl.col("text").str.contains("\x00", literal=True),
+        *(pl.col(f"f{i}").str.contains("\x00", literal=True).fill_null(False) for i in range(n)),
+    )
     shape_bad = {
-        "encoding": pl.col("text").str.contains(_REPLACEMENT_CHAR, literal=True),
-        "bad_quoting": n_fields.is_null(),
-        "field_count": n_fields != len(spec.columns),
+        "encoding": pl.col("bad_utf8"),
+        "nul_byte": has_nul,
+        "line_too_long": pl.col("too_long"),
+        "bad_quoting": n_fields.is_null() & ~pl.col("too_long"),
+        "field_count": (n_fields != len(spec.columns)) & ~pl.col("too_long"),
     }
-    shape_ok = ~pl.any_horizontal(*shape_bad.values())
+    shape_ok = ~pl.any_horizontal(*(c.fill_null(True) for c in shape_bad.values()))
     field_bad: dict[str, list[pl.Expr]] = {}
     for column, v in zip(spec.columns, stripped, strict=True):
         for reason, condition in _rules(column, pl.col(v), pl.col(column.name), refs).items():
@@ -170,10 +186,14 @@ def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]
         separator=",",
         ignore_nulls=True,
     )
-    return framed.select(
-        pl.col("line").cast(pl.Int64),
-        pl.col("text").alias("raw"),
-        *spec.column_names,
-        pl.when(reasons != "").then(reasons).alias("reasons"),
-        *carried,
-    ).collect()
+    return (
+        framed.with_columns(pl.when(reasons != "").then(reasons).alias("reasons"))
+        .select(
+            pl.col("line").cast(pl.Int64),
+            pl.col("text").str.replace_all("\x00", NUL_SHOWN, literal=True).alias("raw"),
+            *(pl.when(pl.col("reasons").is_null()).then(c).alias(c) for c in spec.column_names),
+            "reasons",
+            *carried,
+        )
+        .collect()
+    )

@@ -1,12 +1,15 @@
 """The ``hrcore`` command: a thin layer over the library.
 
-Exit codes: 0 done (rejected rows included), 1 a load or the database failed,
-2 a usage error. Errors are one line on stderr.
+Exit codes: 0 done (rejected rows included), 1 a load, the storage or the database
+failed, 2 a usage error, 130 interrupted (Ctrl-C or SIGTERM: a load stops at its
+next batch boundary). Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,10 +24,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import hrcore
-from hrcore import _embedded
-from hrcore._db import connect, redact
-from hrcore._loader import Progress as LoadProgress
-from hrcore._sources import default_source
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,15 +44,34 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+INTERRUPTED = 130
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Library errors as one line and an exit code, never a traceback."""
+    """Errors as one line and an exit code, never a traceback; SIGTERM as Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
     except hrcore.UsageError as exc:
         _fail(str(exc), 2)
+    except hrcore.LoadCancelledError as exc:
+        _fail(hrcore.redact(str(exc)), INTERRUPTED)
     except hrcore.HrcoreError as exc:
-        _fail(redact(str(exc)), 1)
+        _fail(hrcore.redact(str(exc)), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", INTERRUPTED)
+    except Exception as exc:  # a bug: still one line (HRCORE_DEBUG=1 shows the traceback)
+        if os.environ.get("HRCORE_DEBUG"):
+            raise
+        text = hrcore.redact(" ".join(str(exc).split())) or type(exc).__name__
+        _fail(f"unexpected {type(exc).__name__}: {text}", 1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,7 +89,7 @@ def _database_option(f: F) -> F:
 
 
 @contextmanager
-def _progress_bar(enabled: bool) -> Iterator[Callable[[LoadProgress], None] | None]:
+def _progress_bar(enabled: bool) -> Iterator[Callable[[hrcore.Progress], None] | None]:
     if not enabled:
         yield None
         return
@@ -84,7 +102,7 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[LoadProgress], None] | No
     with Progress(*columns, console=_stderr, transient=True) as bar:
         tasks: dict[tuple[str, str], Any] = {}
 
-        def update(p: LoadProgress) -> None:
+        def update(p: hrcore.Progress) -> None:
             key = (p.table, p.phase)
             if key not in tasks:
                 verb = "reading" if p.phase == "read" else "writing"
@@ -123,12 +141,20 @@ def _print_reports(reports: list[hrcore.LoadReport]) -> None:
             )
 
 
+def _lock_timeout_option(f: F) -> F:
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0, min_open=True, max=86400),
+        help="Seconds to wait for a busy table or file [env HRCORE_LOCK_TIMEOUT; default 30].",
+    )(f)
+
+
 @main.command()
 @click.argument("tables", nargs=-1, metavar="[TABLE]...")
 @click.option(
     "--source",
     help="File, folder, file:// or s3://bucket/prefix/ "
-    "[default: s3://$S3_BUCKET_NAME/, else the bundled samples].",
+    "[default: s3://$S3_BUCKET_NAME/, else the bundled samples]. A file loads only its table.",
 )
 @click.option(
     "--batch-size",
@@ -137,6 +163,14 @@ def _print_reports(reports: list[hrcore.LoadReport]) -> None:
     show_default=True,
     help="Rows per transaction, 1 to 1000.",
 )
+@click.option(
+    "--writers",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Connections writing batches side by side, 1 to 16.",
+)
+@_lock_timeout_option
 @_database_option
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON on stdout.")
 @click.option("--silent", is_flag=True, help="No progress bar.")
@@ -144,28 +178,32 @@ def load(
     tables: tuple[str, ...],
     source: str | None,
     batch_size: int,
+    writers: int,
+    lock_timeout: float | None,
     database_url: str | None,
     as_json: bool,
     silent: bool,
 ) -> None:
     """Load TABLE(s) from CSV (all three, referenced tables first, when none is named)."""
     reports: list[hrcore.LoadReport] = []
-    failed: str | None = None
+    failed: tuple[str, int] | None = None
     with _errors():
         hrcore.check_batch_size(batch_size)
-        names = [hrcore.get_table(t).name for t in tables] or list(hrcore.TABLES)
-        ordered = [t for t in hrcore.TABLES if t in names]
-        location = source or default_source()
+        hrcore.check_writers(writers)
+        location = source or hrcore.default_source()
+        names = hrcore.tables_for(location, tables or None)
         with _progress_bar(not silent and not as_json) as progress:
-            for name in ordered:
+            for name in names:
                 try:
                     reports.append(
                         hrcore.load(location, table=name, batch_size=batch_size,
-                                    database_url=database_url, progress=progress)
+                                    database_url=database_url, progress=progress,
+                                    writers=writers, lock_timeout=lock_timeout)
                     )  # fmt: skip
                 except hrcore.LoadFailedError as exc:
                     reports.append(exc.report)
-                    failed = str(exc)
+                    cancelled = isinstance(exc, hrcore.LoadCancelledError)
+                    failed = (hrcore.redact(str(exc)), INTERRUPTED if cancelled else 1)
                     break
     if as_json:
         click.echo(
@@ -174,7 +212,7 @@ def load(
     else:
         _print_reports(reports)
     if failed:
-        _fail(failed, 1)
+        _fail(*failed)
 
 
 @main.command()
@@ -215,7 +253,7 @@ def db() -> None:
 @_database_option
 def db_init(database_url: str | None) -> None:
     """Create the tables and the load ledger if they do not exist."""
-    with _errors(), connect(database_url) as conn:
+    with _errors(), hrcore.connect(database_url) as conn:
         hrcore.init_schema(conn)
     click.echo("schema ready")
 
@@ -225,22 +263,22 @@ def db_init(database_url: str | None) -> None:
 def db_url(database_url: str | None) -> None:
     """Print the database URL in use (starting the embedded server if it is the one)."""
     with _errors():
-        click.echo(redact(hrcore.database_url(database_url)))
+        click.echo(hrcore.redact(hrcore.database_url(database_url)))
 
 
 @db.command("start")
 def db_start() -> None:
     """Start the embedded server (data in $HRCORE_HOME/pgdata or a per-user folder)."""
     with _errors():
-        url = _embedded.start()
-    click.echo(f"embedded PostgreSQL running: {url} (data: {_embedded.data_dir()})")
+        url = hrcore.start_embedded()
+    click.echo(f"embedded PostgreSQL running: {url} (data: {hrcore.embedded_data_dir()})")
 
 
 @db.command("stop")
 def db_stop() -> None:
     """Stop the embedded server."""
     with _errors():
-        stopped = _embedded.stop()
+        stopped = hrcore.stop_embedded()
     click.echo("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
 
 
@@ -321,11 +359,14 @@ def backup(table: str, to: str | None, database_url: str | None, as_json: bool) 
 @main.command()
 @click.argument("table")
 @click.option("--from", "from_", required=True, help="AVRO backup file (path or s3:// URI).")
+@_lock_timeout_option
 @_database_option
-def restore(table: str, from_: str, database_url: str | None) -> None:
+def restore(table: str, from_: str, lock_timeout: float | None, database_url: str | None) -> None:
     """Replace TABLE's rows with a backup's, in one transaction (all or nothing)."""
     with _errors():
-        done = hrcore.restore(table, from_=from_, database_url=database_url)
+        done = hrcore.restore(
+            table, from_=from_, database_url=database_url, lock_timeout=lock_timeout
+        )
     click.echo(f"{done.table}: restored {done.rows:,} rows from {done.uri}")
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 
 import hrcore
-from litestar import Litestar
+from litestar import Litestar, Response, route
+from litestar.enums import HttpMethod, MediaType
 from litestar.exceptions import HTTPException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 
 from hrcore_api.errors import http_error, library_error, unexpected_error
@@ -17,6 +20,37 @@ from hrcore_api.settings import Settings
 from hrcore_api.types import TABLE_PATHS
 
 log = logging.getLogger("hrcore_api")
+
+
+def options_handlers(handlers: list[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
+    """An ``OPTIONS`` handler for each path served by more than one handler.
+
+    Litestar 2 makes the OPTIONS handler of a path when the path's first handler is
+    registered and keeps it when more come, so its ``Allow`` lists only the first
+    one's methods (litestar-org/litestar#4169, fixed in 3.0). When a path's first
+    handler serves OPTIONS, Litestar makes none of its own: so these handlers must be
+    registered before the others.
+    """
+    methods: defaultdict[str, set[str]] = defaultdict(set)
+    for handler in handlers:
+        for path in handler.paths:
+            methods[path] |= set(handler.http_methods)
+    return [
+        _options(path, served | {HttpMethod.OPTIONS})
+        for path, served in methods.items()
+        if len(served) > 1 and HttpMethod.OPTIONS not in served
+    ]
+
+
+def _options(path: str, methods: set[str]) -> HTTPRouteHandler:
+    allow = ", ".join(sorted(methods))
+
+    def options() -> Response[None]:
+        return Response(None, status_code=204, headers={"Allow": allow}, media_type=MediaType.TEXT)
+
+    return route(
+        path, http_method=HttpMethod.OPTIONS, include_in_schema=False, sync_to_thread=False
+    )(options)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -38,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     handlers = service_routes(settings)
     for path, table in TABLE_PATHS.items():
         handlers += table_routes(settings, path, table)
+    handlers = options_handlers(handlers) + handlers  # registered first: see options_handlers
 
     return Litestar(
         route_handlers=handlers,

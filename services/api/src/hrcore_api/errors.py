@@ -17,6 +17,8 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (hrcore.SourceNotFoundError, 404, "not_found"),
     (hrcore.NotFoundError, 404, "not_found"),
     (hrcore.RestoreError, 409, "conflict"),
+    (hrcore.BusyError, 409, "busy"),
+    (hrcore.SourceFormatError, 422, "unprocessable"),
     (hrcore.DatabaseError, 503, "database_unavailable"),
     (hrcore.SourceUnavailableError, 503, "source_unavailable"),
     (hrcore.LoadFailedError, 503, "load_failed"),

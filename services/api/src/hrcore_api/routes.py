@@ -116,7 +116,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         source = settings.source
         try:
             files = hrcore.list_files(source)
-        except hrcore.SourceNotFoundError as exc:
+        except (hrcore.SourceNotFoundError, hrcore.SourceUnavailableError) as exc:
             raise ServiceUnavailableException(str(exc)) from exc
         return {"status": "ok", "source": source, "files": msgspec.to_builtins(files)}
 
@@ -201,14 +201,16 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
     )
     async def restore(table: Table, request: Request[Any, Any, Any]) -> hrcore.Backup:
         wanted = _decode(await request.body(), RestoreRequest)
-        known = {f.uri for f in hrcore.list_backups(_table(table), location=settings.backups)}
-        if wanted.uri not in known:
-            raise ValidationException(
-                f"{wanted.uri} is not one of the backups of {table} (GET /backups/{table})"
-            )
-        done = await anyio.to_thread.run_sync(
-            partial(hrcore.restore, _table(table), from_=wanted.uri, database_url=db)
-        )
+
+        def listed_then_restored() -> hrcore.Backup:  # both off the event loop
+            known = {f.uri for f in hrcore.list_backups(_table(table), location=settings.backups)}
+            if wanted.uri not in known:
+                raise hrcore.UsageError(
+                    f"{wanted.uri} is not one of the backups of {table} (GET /backups/{table})"
+                )
+            return hrcore.restore(_table(table), from_=wanted.uri, database_url=db)
+
+        done = await anyio.to_thread.run_sync(listed_then_restored)
         _log_load("restore", done.table, msgspec.to_builtins(done))
         return done
 
@@ -271,11 +273,11 @@ def table_routes(settings: Settings, path: str, table: str) -> list[HTTPRouteHan
     async def add_rows(request: Request[Any, Any, Any]) -> hrcore.RowsReport:
         media = request.content_type[0]
         raw = await request.body()
-        rows: list[dict[str, Any]] | str
+        rows: list[dict[str, Any]] | bytes
         if media in ("application/json", ""):
             rows = [msgspec.structs.asdict(r) for r in _decode(raw, body_type).rows]
         elif media == "text/csv":
-            rows = raw.decode("utf-8", errors="replace")
+            rows = raw  # bytes: a byte that is not UTF-8 is a rejected row, as in a file
         else:
             raise HTTPException(
                 status_code=415, detail=f"send application/json or text/csv, not {media}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import msgspec
-from hrcore._sources import SAMPLE_FOLDER
+from hrcore import SAMPLE_FOLDER
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):

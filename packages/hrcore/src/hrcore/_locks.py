@@ -1,0 +1,77 @@
+"""Who may change a table at once, with PostgreSQL advisory locks that wait a bounded time.
+
+- Loads share their table (and the tables it references): loads of different
+  files run side by side, but not beside a restore of any of those tables.
+- A restore has its table alone: it waits for the loads that run, and the loads
+  that come wait for it.
+- Two loads of the same file take turns; the second then finds nothing to change.
+
+The locks belong to the session: they go with the connection if it dies.
+"""
+
+from __future__ import annotations
+
+from hrcore._db import Connection, Limits, execute, scalar
+from hrcore._errors import BusyError, DatabaseError
+from hrcore._specs import TableSpec, get_table
+
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _acquire(conn: Connection, key: str, *, shared: bool, timeout: float) -> bool:
+    """Take the advisory lock named ``key``, waiting at most ``timeout`` seconds."""
+    function = "pg_advisory_lock_shared" if shared else "pg_advisory_lock"
+    execute(conn, "SELECT set_config('lock_timeout', $1, false)", (f"{int(timeout * 1000)}ms",))
+    try:
+        execute(conn, f"SELECT {function}(hashtextextended($1, 0))", (key,))
+    except DatabaseError as exc:
+        if exc.sqlstate == _LOCK_NOT_AVAILABLE:
+            return False
+        raise
+    finally:
+        default = Limits.from_env().lock_timeout
+        execute(conn, "SELECT set_config('lock_timeout', $1, false)", (f"{int(default * 1000)}ms",))
+    return True
+
+
+def _running_load(conn: Connection, table: str, source: str | None) -> int | None:
+    """The oldest running load of a table (and source), if any."""
+    found = scalar(
+        conn,
+        """SELECT min(id) FROM load_runs WHERE status = 'running' AND table_name = $1
+           AND ($2::text IS NULL OR source = $2) AND owner_pid <> pg_backend_pid()""",
+        (table, source),
+    )
+    return None if found is None else int(found)
+
+
+def hold_for_load(conn: Connection, spec: TableSpec, source: str | None, timeout: float) -> None:
+    """Share the table and the tables it references; have the file (``source``) alone."""
+    for name in [c.references for c in spec.references if c.references] + [spec.name]:
+        if not _acquire(conn, f"table:{name}", shared=True, timeout=timeout):
+            raise BusyError(f"{name} is being restored; it was not free within {timeout:g} s")
+    if source is not None and not _acquire(
+        conn, f"file:{spec.name}:{source}", shared=False, timeout=timeout
+    ):
+        holder = _running_load(conn, spec.name, source)
+        by = f"load {holder}" if holder is not None else "another load"
+        raise BusyError(
+            f"{source} is being loaded into {spec.name} by {by}; "
+            f"it was not free within {timeout:g} s",
+            holder=holder,
+        )
+
+
+def hold_for_restore(conn: Connection, table: str, timeout: float) -> None:
+    """Have the table alone: no load of it (or of a table referencing it) runs meanwhile."""
+    spec = get_table(table)
+    if not _acquire(conn, f"table:{spec.name}", shared=False, timeout=timeout):
+        holder = _running_load(conn, spec.name, None)
+        by = f"load {holder}" if holder is not None else "a load or another restore"
+        raise BusyError(
+            f"{spec.name} is in use by {by}; it was not free within {timeout:g} s", holder=holder
+        )
+
+
+def release_all(conn: Connection) -> None:
+    execute(conn, "SELECT pg_advisory_unlock_all()")

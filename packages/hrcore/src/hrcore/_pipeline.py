@@ -1,0 +1,311 @@
+"""A load from end to end: find the file, lock, open the ledger entry, stage, write, finish.
+
+1. ``_storage`` finds the file and reads it as blocks; ``_lines`` cuts them into rows.
+2. ``_locks``: the table is shared with other loads (not with a restore), the file
+   is this load's alone; every wait is bounded.
+3. ``_ledger`` opens a ``running`` entry; ``_stage`` validates the rows and streams
+   them into a staging table; ``_write`` commits them batch by batch.
+4. The entry ends ``succeeded``, or ``failed`` / ``cancelled`` with the counts of
+   the batches that were committed and the error. On any error the loading
+   connection is closed first, so that nothing of the load (a ``COPY`` in flight,
+   a lock) can hold up the ledger's last word.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Iterable
+
+import polars as pl
+
+from hrcore import _db, _ledger, _locks, _storage
+from hrcore._db import Connection, Limits, connect, small_query
+from hrcore._errors import (
+    HrcoreError,
+    LoadCancelledError,
+    LoadFailedError,
+    UsageError,
+)
+from hrcore._lines import RowReader, check_utf8_csv
+from hrcore._report import LoadReport, Status
+from hrcore._schema import ensure_schema
+from hrcore._specs import TABLES, TableSpec, get_table, table_for_file
+from hrcore._stage import (
+    ProgressCallback,
+    Stager,
+    StopRequested,
+    session_stage_table,
+    stage,
+    stage_table,
+)
+from hrcore._write import WRITERS, Batches, Tally, write_batches
+
+MIN_BATCH_SIZE, MAX_BATCH_SIZE = 1, 1000
+MAX_WRITERS = 16
+
+
+def check_batch_size(batch_size: int) -> int:
+    """The one place where the batch size is checked: an int from 1 to 1000."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise UsageError(f"batch_size must be an integer, not {batch_size!r}")
+    if not MIN_BATCH_SIZE <= batch_size <= MAX_BATCH_SIZE:
+        raise UsageError(
+            f"batch_size must be between {MIN_BATCH_SIZE} and {MAX_BATCH_SIZE}, not {batch_size}"
+        )
+    return batch_size
+
+
+def check_writers(writers: int) -> int:
+    """The number of writer connections: an int from 1 to 16."""
+    if isinstance(writers, bool) or not isinstance(writers, int) or not 1 <= writers <= MAX_WRITERS:
+        raise UsageError(f"writers must be an integer from 1 to {MAX_WRITERS}, not {writers!r}")
+    return writers
+
+
+def _file_name(location: str) -> str:
+    return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+def tables_for(
+    source: str | os.PathLike[str] | None = None, tables: Iterable[str] | None = None
+) -> list[str]:
+    """The tables that :func:`load_all` loads from ``source``, in dependency order.
+
+    A folder or prefix gives every table (or those of ``tables``); a file gives only
+    the table its name is for. A file whose name fits no table, or a file with
+    other ``tables`` asked for, is a :class:`UsageError`.
+    """
+    location = _storage.check_location(_storage.default_source() if source is None else source)
+    wanted = [get_table(t).name for t in tables] if tables else list(TABLES)
+    if not _storage.is_file(location):
+        return [name for name in TABLES if name in wanted]
+    named = table_for_file(_file_name(location))
+    if named is None:
+        expected = ", ".join(t.file_name for t in TABLES.values())
+        raise UsageError(
+            f"{location} is a file whose name fits no table ({expected}): name the table to load"
+        )
+    if named.name not in wanted:
+        raise UsageError(f"{location} is the file of {named.name}, not of {', '.join(wanted)}")
+    return [named.name]
+
+
+def _spec_for(location: str, table: str | None) -> TableSpec:
+    """The table a load of ``location`` is for: ``table``, or the one its file name says."""
+    spec = get_table(table) if table is not None else None
+    named = table_for_file(_file_name(location)) if _storage.is_file(location) else None
+    if spec is None:
+        if named is None:
+            raise UsageError(f"cannot tell which table {location!r} is for: pass table=")
+        return named
+    if named is not None and named.name != spec.name:
+        raise UsageError(f"{location} is the file of {named.name}, not of {spec.name}")
+    return spec
+
+
+def load(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    table: str | None = None,
+    batch_size: int = 1000,
+    database_url: str | None = None,
+    progress: ProgressCallback | None = None,
+    writers: int = WRITERS,
+    lock_timeout: float | None = None,
+    cancel: threading.Event | None = None,
+) -> LoadReport:
+    """Load one CSV file into its table: validated, upserted by id, one transaction per batch.
+
+    ``source`` is a file, or a folder / ``s3://bucket/prefix/`` holding the table's
+    file (default: ``s3://$S3_BUCKET_NAME/`` or the bundled samples). ``table`` may be
+    omitted when the file name says it (``jobs.csv``); a file named for another
+    table is refused. Waits for locks (another load of the same file, a restore)
+    at most ``lock_timeout`` seconds, then raises :class:`BusyError`. Setting
+    ``cancel`` (or Ctrl-C) stops the load at the next batch boundary. Raises
+    :class:`LoadFailedError` (with the partial report) when the load stops before
+    the end, :class:`LoadCancelledError` when it was cancelled.
+    """
+    batch_size = check_batch_size(batch_size)
+    writers = check_writers(writers)
+    limits = Limits.from_env(lock_timeout)
+    location = _storage.check_location(_storage.default_source() if source is None else source)
+    spec = _spec_for(location, table)
+    found = _storage.resolve(location, spec)
+    blocks = _storage.read_blocks(found.uri)
+    try:
+        first = next(blocks, b"")
+        check_utf8_csv(first, found.uri)
+        return run(
+            spec,
+            RowReader().rows(itertools.chain([first], blocks)),
+            source=found.uri,
+            identity=found.identity,
+            batch_size=batch_size,
+            url=_db.database_url(database_url),
+            progress=progress,
+            writers=writers,
+            limits=limits,
+            cancel=cancel,
+        )
+    finally:
+        blocks.close()
+
+
+def load_all(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    tables: list[str] | None = None,
+    batch_size: int = 1000,
+    database_url: str | None = None,
+    progress: ProgressCallback | None = None,
+    writers: int = WRITERS,
+    lock_timeout: float | None = None,
+    cancel: threading.Event | None = None,
+) -> list[LoadReport]:
+    """Load the tables' files from a folder or prefix, referenced tables first; from a
+    file, only the table it is for (see :func:`tables_for`)."""
+    check_batch_size(batch_size)
+    return [
+        load(
+            source,
+            table=name,
+            batch_size=batch_size,
+            database_url=database_url,
+            progress=progress,
+            writers=writers,
+            lock_timeout=lock_timeout,
+            cancel=cancel,
+        )
+        for name in tables_for(source, tables)
+    ]
+
+
+def reference_ids(conn: Connection, spec: TableSpec) -> dict[str, pl.Series]:
+    """The ids of each table that ``spec`` references (departments, jobs: small
+    tables), as arrays in one round trip."""
+    tables = [c.references for c in spec.references if c.references is not None]
+    if not tables:
+        return {}
+    found = small_query(
+        conn, "SELECT " + ", ".join(f"(SELECT array_agg(id) FROM {t})" for t in tables)
+    )
+    assert found is not None  # a SELECT without FROM has one row
+    return {
+        t: pl.Series("id", ids or [], dtype=pl.Int64) for t, ids in zip(tables, found, strict=True)
+    }
+
+
+def run(
+    spec: TableSpec,
+    rows: Iterable[pl.DataFrame],
+    *,
+    source: str,
+    identity: str | None,
+    batch_size: int,
+    url: str,
+    progress: ProgressCallback | None = None,
+    writers: int = WRITERS,
+    limits: Limits | None = None,
+    cancel: threading.Event | None = None,
+    session: bool = False,
+) -> LoadReport:
+    """Stage ``rows`` (chunks of ``line``, ``text``...), then commit them batch by batch.
+
+    A load with an ``identity`` (a file) has that file to itself, so two loaders of
+    the same file take turns. ``session`` stages in the connection's own temporary
+    table, kept for the next such load, on a pooled connection: the short path of
+    the API's requests.
+    """
+    limits = limits or Limits.from_env()
+    started = time.perf_counter()
+    tally = Tally()
+    load_id: int | None = None
+
+    def should_stop() -> bool:
+        return cancel is not None and cancel.is_set()
+
+    try:
+        # a file's load may wait for the same file's, then run for minutes: it takes a
+        # connection of its own, not one of a server's pool, which reads need
+        with connect(url, pooled=session) as conn:
+            ensure_schema(conn, url)
+            if not session:
+                _ledger.reap_stale(conn)
+            _locks.hold_for_load(
+                conn, spec, source if identity is not None else None, limits.lock_timeout
+            )
+            load_id = _ledger.start(conn, spec.name, source, identity, batch_size)
+            staged = session_stage_table(spec) if session else stage_table(load_id)
+            stager = Stager(
+                spec, rows, reference_ids(conn, spec), batch_size, progress, should_stop
+            )
+            stage(conn, staged, stager)
+            batches = Batches(spec, staged, load_id, stager.rows, -(-stager.rows // batch_size))
+            finished = write_batches(
+                conn,
+                url,
+                batches,
+                writers=writers,
+                tally=tally,
+                progress=progress,
+                should_stop=should_stop,
+            )
+            if not finished:
+                raise StopRequested
+            _ledger.finish(conn, load_id, staged=not session)
+            report = _ledger.report(conn, load_id)
+            _locks.release_all(conn)
+    except BaseException as exc:
+        if load_id is None:
+            raise
+        raise _stopped(exc, spec, source, load_id, url, tally, started, session) from exc
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _stopped(
+    exc: BaseException,
+    spec: TableSpec,
+    source: str,
+    load_id: int,
+    url: str,
+    tally: Tally,
+    started: float,
+    session: bool,
+) -> LoadFailedError:
+    """The error to raise for a load that stopped, after its ledger entry is closed.
+
+    The loading connection is closed by now. The report is the ledger's; if the
+    database cannot be reached, it is made of the counts the committed batches
+    returned, and the next load marks the entry failed.
+    """
+    cancelled = isinstance(exc, StopRequested | KeyboardInterrupt)
+    status: Status = "cancelled" if cancelled else "failed"
+    reason = "cancelled: the load was asked to stop" if cancelled else _db.first_line(exc)
+    try:
+        report = _ledger.stop(url, load_id, status, reason, staged=not session)
+    except HrcoreError:  # the database is gone too: say what this process saw committed
+        report = LoadReport(
+            table=spec.name,
+            source=source,
+            load_id=load_id,
+            status=status,
+            batches=tally.batches,
+            error=reason,
+            rows_read=tally.counts["rows_read"],
+            rows_inserted=tally.counts["rows_inserted"],
+            rows_updated=tally.counts["rows_updated"],
+            rows_unchanged=tally.counts["rows_unchanged"],
+            rows_rejected=tally.counts["rows_rejected"],
+        )
+    report.seconds = round(time.perf_counter() - started, 3)
+    kind = LoadCancelledError if cancelled else LoadFailedError
+    verb = "was cancelled" if cancelled else "failed"
+    return kind(
+        f"loading {spec.name} from {source} {verb} after {report.batches} committed batches "
+        f"({report.rows_read:,} rows): {reason}",
+        report,
+    )
