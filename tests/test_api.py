@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -297,8 +298,10 @@ def test_the_ledger_pages_loads_and_rejections(api: TestClient[Any]) -> None:
     assert api.get("/loads/999999/rejections").status_code == 404
 
 
-def test_backups_listed_and_restored(refs: str, tmp_path: Path) -> None:
-    os.chdir(tmp_path)  # the default backup folder is ./backups
+def test_backups_listed_and_restored(
+    refs: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the default backup folder is ./backups
     with client(database_url=refs) as api:
         made = api.post("/backups/jobs")
         assert made.status_code == 201
@@ -325,6 +328,49 @@ def test_a_token_guards_everything_but_the_public_routes(refs: str) -> None:
         assert c.post("/jobs", json={"rows": [{"id": 9, "job": "x"}]}).status_code == 401
         assert c.get("/jobs", headers={"authorization": "Bearer t0ken"}).status_code == 200
     assert query(refs, "SELECT count(*) FROM jobs WHERE id = 9") == [(0,)]
+
+
+ACCEPTED = ["Bearer t0ken", "bearer t0ken", "BEARER t0ken", "bEaReR t0ken", "Bearer   t0ken",
+            "Bearer\tt0ken"]  # fmt: skip
+REFUSED = [
+    None, "", "t0ken", "Bearer", "Bearer ", "Bearer wrong", "Bearer T0KEN", "Bearer t0ke",
+    "Bearer t0ken0", "Bearer t0ken junk", "Bearer t0ken,", "Bearert0ken", "Bearer Bearer t0ken",
+    "Basic dDBrZW4=", "Basic t0ken", "Token t0ken", "bearer: t0ken", "Bearer t\u00f6ken",
+]  # fmt: skip
+
+
+def test_the_bearer_scheme_is_case_insensitive_and_the_token_exact(refs: str) -> None:
+    with client(database_url=refs, api_token="t0ken") as c:
+
+        def status(authorization: str | None) -> int:
+            sent = {} if authorization is None else {b"authorization": authorization.encode()}
+            return c.get("/jobs", headers=sent).status_code
+
+        answers = {value: status(value) for value in ACCEPTED + REFUSED}
+    expected: dict[str | None, int] = {
+        **dict.fromkeys(ACCEPTED, 200),
+        **dict.fromkeys(REFUSED, 401),
+    }
+    assert answers == expected
+
+
+def test_options_allows_every_method_of_the_path() -> None:
+    with client(database_url="postgresql://u@127.0.0.1:1/x") as c:  # OPTIONS needs no database
+        documented = c.get("/schema/openapi.json").json()["paths"]
+        allowed = {}
+        for path, operations in documented.items():
+            answer = c.options(re.sub(r"\{[^}]+\}", "1", path))
+            assert answer.status_code == 204, path
+            allowed[path] = set(answer.headers["allow"].split(", "))
+            served = {key.upper() for key in operations} & {"GET", "POST", "PUT", "PATCH", "DELETE"}
+            assert allowed[path] == served | {"OPTIONS"}, path
+    several = {path for path, methods in allowed.items() if len(methods) > 2}
+    assert several >= {"/departments", "/jobs", "/employees", "/backups/{table}"}
+    assert allowed["/loads"] == {"GET", "OPTIONS"}
+    with client(database_url="postgresql://u@127.0.0.1:1/x", api_token="t0ken") as c:
+        assert c.options("/jobs").status_code == 401  # OPTIONS is guarded like the rest
+        answer = c.options("/jobs", headers={"authorization": "Bearer t0ken"})
+        assert set(answer.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
 
 
 def test_openapi_describes_the_endpoints_and_their_bodies(api: TestClient[Any]) -> None:
