@@ -151,20 +151,30 @@ def test_dirty_sample_data_carries_every_kind_of_bad_row(db: str, tmp_path: Path
 
 
 def test_every_command_has_help_text() -> None:
-    def walk(group: click.Group, path: list[str]) -> list[list[str]]:
-        found = []
-        for name, command in group.commands.items():
-            found.append([*path, name])
-            if isinstance(command, click.Group):
-                found += walk(command, [*path, name])
+    def walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
+        found = [(path, command)]
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                found += walk(sub, [*path, name])
         return found
 
+    def words(text: str) -> str:
+        return " ".join(text.replace("\b", "").split())
+
     commands = walk(main, [])
-    assert {"load", "sample", "db"} <= {c[0] for c in commands}
-    for command in commands:
-        result = run(*command, "--help")
-        assert result.exit_code == 0
-        assert len(result.output.splitlines()) > 3
+    assert {"load", "sample", "db"} <= {path[0] for path, _ in commands if path}
+    for path, command in commands:
+        result = run(*path, "--help")
+        assert result.exit_code == 0, path
+        shown = words(result.output)
+        # the command's own docstring: its first paragraph, as Click shows it (rewrapped)
+        summary = words((command.help or "").split("\f")[0].split("\n\n")[0])
+        assert summary, f"hrcore {' '.join(path)} has no docstring"
+        assert summary in shown, path
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                assert param.help, f"hrcore {' '.join(path)} {param.opts[0]} has no help"
+                assert words(param.help) in shown, (path, param.opts[0])
 
 
 def test_the_installed_command_runs(db: str, tmp_path: Path) -> None:

@@ -41,9 +41,70 @@ def dockerfile_stages() -> dict[str, list[str]]:
     return stages
 
 
+def instructions(stage: list[str], name: str) -> list[str]:
+    """The arguments of each ``name`` instruction of a stage (instructions are case-blind)."""
+    found = []
+    for line in stage:
+        parts = line.split(None, 1)
+        if parts[0].upper() == name:
+            found.append(parts[1].strip() if len(parts) > 1 else "")
+    return found
+
+
+def shell_commands(script: str) -> list[list[str]]:
+    """The simple commands of a shell script, as lists of words: comments dropped,
+    continuation lines joined, split at newlines, ``;``, ``&``, ``&&``, ``|``, ``||``,
+    ``(`` and ``)``. Quoting is the shell's: a quoted ``#`` or newline stays in its word.
+    """
+    joined = re.sub(r"\\\n", " ", script)
+    # shlex drops a comment together with the newline that ends it: double every
+    # newline, so that one is left to end the command before the comment
+    lexer = shlex.shlex(joined.replace("\n", "\n\n"), posix=True, punctuation_chars="();<>|&\n")
+    lexer.whitespace = " \t\r"
+    lexer.whitespace_split = True
+    commands: list[list[str]] = [[]]
+    for word in lexer:
+        if word and set(word) <= set(";&|()\n"):
+            commands.append([])
+        else:
+            commands[-1].append(word)
+    return [words for words in commands if words]
+
+
+def created_users(stage: list[str]) -> dict[str, str | None]:
+    """The users a stage's ``useradd`` commands create, with the ``--uid`` given, if any."""
+    users: dict[str, str | None] = {}
+    for run in instructions(stage, "RUN"):
+        for words in shell_commands(run):
+            if words[0] != "useradd":
+                continue
+            uid = None
+            for i, word in enumerate(words):
+                if word in ("-u", "--uid"):
+                    uid = words[i + 1]
+                elif word.startswith("--uid="):
+                    uid = word.split("=", 1)[1]
+            users[words[-1]] = uid
+    return users
+
+
+def is_root(user: str) -> bool:
+    return user == "root" or (user.isdigit() and int(user) == 0)
+
+
 def test_the_image_runs_as_non_root_with_a_health_check_and_the_api_entry_point() -> None:
     runtime = dockerfile_stages()["runtime"]
-    assert any(line.startswith("USER ") and "root" not in line for line in runtime)
+    users = instructions(runtime, "USER")
+    assert users, "the runtime stage must name its user (the default is root)"
+    user = users[-1].split(":")[0]  # the last USER is the one the entry point runs as
+    assert user, f"USER {users[-1]}: no user"
+    assert "$" not in user, f"USER {users[-1]}: a literal user, not a variable"
+    assert not is_root(user), f"USER {users[-1]} is root"
+    if not user.isdigit():  # a name: made in this stage, not with uid 0 (useradd -o -u 0)
+        created = created_users(runtime)
+        assert user in created, f"USER {user} is not created by useradd in the runtime stage"
+        uid = created[user]
+        assert uid is None or not is_root(uid), f"{user} is created with uid {uid}"
     assert any(line.startswith("HEALTHCHECK") and "/health-db" in line for line in runtime)
     assert 'ENTRYPOINT ["hrcore-api"]' in runtime
     assert any("COPY --from=build" in line and ".venv" in line for line in runtime)
@@ -150,21 +211,34 @@ def test_compose_wires_postgres_a_seeded_s3_emulator_and_the_api() -> None:
     assert dev["build"]["target"] == "dev"
 
 
-def makefile_targets() -> dict[str, tuple[str, list[str]]]:
-    """Each target of the Makefile: its ``##`` help text and its recipe lines.
+# settings the deploy target reads from the environment, and make's own
+UNSET = {"AWS_REGION", "VPC_ID", "PUBLIC_SUBNETS", "PRIVATE_SUBNETS", "DATA_BUCKET"}
+UNSET |= {"HRCORE_API_TOKEN", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEFILES"}
 
-    Read as text, so that the tests need no ``make`` (a fresh machine may lack it).
-    """
-    targets: dict[str, tuple[str, list[str]]] = {}
-    current: list[str] | None = None
-    for line in (ROOT / "Makefile").read_text().splitlines():
-        match = re.match(r"^([a-z0-9-]+):[^=]*?(?:## (.*))?$", line)
-        if match:
-            current = []
-            targets[match.group(1)] = (match.group(2) or "", current)
-        elif line.startswith("\t") and current is not None:
-            current.append(line.strip())
-    return targets
+
+def make(*arguments: str, path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """GNU make (here and on CI's runners) on the Makefile, in a cleared environment,
+    with ``path`` (stub commands) first on PATH."""
+    program = shutil.which("make")
+    assert program is not None, "GNU make is needed to see what the Makefile's targets run"
+    env = {name: value for name, value in os.environ.items() if name not in UNSET}
+    if path is not None:
+        env["PATH"] = f"{path}{os.pathsep}{env['PATH']}"
+    return subprocess.run(
+        [program, "--no-print-directory", "-C", str(ROOT), "TAG=test", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def make_dry_run(target: str, *variables: str, path: Path | None = None) -> list[list[str]]:
+    """The commands that ``make -n TARGET`` prints: what the target would run."""
+    done = make("-n", target, *variables, path=path)
+    assert done.returncode == 0, done.stderr
+    assert "Nothing to be done" not in done.stdout + done.stderr, f"{target} has no recipe"
+    return shell_commands(done.stdout)
 
 
 def test_the_makefile_has_the_targets_users_know_each_with_help() -> None:
@@ -173,17 +247,45 @@ def test_the_makefile_has_the_targets_users_know_each_with_help() -> None:
         "test-db", "test-batch", "test-dept", "test-emp", "test-jobs", "test-get", "bench",
         "clean", "deploy",
     }  # fmt: skip
-    targets = makefile_targets()
-    assert wanted <= set(targets)
-    assert all(targets[name][0] for name in wanted), "every target says what it does"
-    assert targets["run-local"][1] == ["uv run hrcore-api"]
-    assert targets["test"][1] == ["uv run pytest"]
-    assert any("docker compose" in line or "$(COMPOSE) up" in line for line in targets["run"][1])
-    deploy = " ".join(targets["deploy"][1])
-    assert "AWS_REGION" in deploy
-    assert "aws cloudformation deploy" in deploy
-    assert "deploy/cloudformation.yml" in deploy
-    assert "docker push" in deploy
+    listed = make("-s", "help")
+    assert listed.returncode == 0, listed.stderr
+    helps = dict(line.strip().partition(" ")[::2] for line in listed.stdout.splitlines())
+    assert wanted <= set(helps), "make help lists every target"
+    assert all(helps[name].strip() for name in wanted), "every target says what it does"
+    for name in wanted - {"deploy"}:  # deploy: in the test below, with stubs
+        assert make_dry_run(name), f"make {name} runs nothing"
+    assert make_dry_run("run-local") == [["uv", "run", "hrcore-api"]]
+    assert make_dry_run("test") == [["uv", "run", "pytest"]]
+    up = [words for words in make_dry_run("run") if words[:2] == ["docker", "compose"]]
+    assert any("up" in words for words in up)
+
+
+def stub(folder: Path, name: str, output: str = "") -> None:
+    """A command that notes its arguments in folder/calls and prints output."""
+    script = folder / name
+    script.write_text(f'#!/bin/sh\necho "{name} $*" >> "{folder}/calls"\necho "{output}"\n')
+    script.chmod(0o755)
+
+
+def test_make_deploy_needs_a_region_then_pushes_the_image_and_deploys_the_template(
+    tmp_path: Path,
+) -> None:
+    # make expands the whole recipe first, $(shell aws sts ...) too: never the real aws
+    stub(tmp_path, "aws", "123456789012")
+    stub(tmp_path, "docker")
+    refused = make("deploy", path=tmp_path)  # for real: the first step must stop it
+    assert (refused.returncode, refused.stdout.strip()) == (2, "set AWS_REGION")
+    called = (tmp_path / "calls").read_text().splitlines()
+    assert all(call.startswith("aws sts ") for call in called), called
+
+    commands = make_dry_run("deploy", "AWS_REGION=eu-west-3", path=tmp_path)
+    image = "123456789012.dkr.ecr.eu-west-3.amazonaws.com/hrcore-api:test"
+    deploy = next((w for w in commands if w[:3] == ["aws", "cloudformation", "deploy"]), None)
+    assert deploy is not None, "make deploy runs no aws cloudformation deploy"
+    assert deploy[deploy.index("--template-file") + 1] == "deploy/cloudformation.yml"
+    assert f"ImageUri={image}" in deploy
+    assert ["docker", "push", image] in commands, "make deploy pushes the image to ECR"
+    assert commands.index(["docker", "push", image]) < commands.index(deploy)
 
 
 def test_the_cloudformation_template_passes_cfn_lint_without_warnings() -> None:
@@ -230,13 +332,33 @@ def test_the_template_has_the_production_shape() -> None:
     assert {s["Name"] for s in secrets} == {"DATABASE_URL", "HRCORE_API_TOKEN"}
 
 
+CHECKS = [
+    ["uv", "sync", "--locked"],
+    ["uv", "run", "ruff", "format", "--check"],
+    ["uv", "run", "ruff", "check"],
+    ["uv", "run", "mypy"],
+]
+
+
+def runs(commands: list[list[str]], check: list[str]) -> bool:
+    return any(words[: len(check)] == check for words in commands)
+
+
 def test_the_github_workflow_runs_the_same_checks_as_ci() -> None:
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
     job = workflow["jobs"]["test"]
     assert "postgres" in job["services"]
-    commands = " ".join(step.get("run", "") for step in job["steps"])
-    for check in ("uv sync --locked", "ruff format --check", "ruff check", "mypy", "pytest"):
-        assert check in commands
-    ci = (ROOT / ".ci" / "run").read_text()
-    for check in ("uv sync --locked", "ruff format --check", "ruff check", "mypy"):
-        assert check in ci
+    # only the commands of run: steps that always run and whose failure fails the job
+    assert "if" not in job
+    assert not job.get("continue-on-error")
+    commands = [
+        words
+        for step in job["steps"]
+        if "run" in step and "if" not in step and not step.get("continue-on-error")
+        for words in shell_commands(step["run"])
+    ]
+    for check in [*CHECKS, ["uv", "run", "pytest"]]:
+        assert runs(commands, check), " ".join(check)
+    ci = shell_commands((ROOT / ".ci" / "run").read_text())
+    for check in CHECKS:
+        assert runs(ci, check), " ".join(check)
