@@ -10,7 +10,7 @@ import hrcore
 import pytest
 from hrcore._db import connect, execute
 
-from tests.conftest import query, upload, write
+from tests.conftest import query, upload, wait_until, write
 
 
 def employees(ids: range, name: str = "N") -> str:
@@ -219,23 +219,6 @@ def test_a_running_load_whose_session_is_gone_is_marked_failed_by_the_next_load(
     ]
 
 
-def test_two_loaders_of_the_same_file_take_turns(refs: str, tmp_path: Path) -> None:
-    path = write(tmp_path, "hired_employees.csv", employees(range(1, 3001)))
-    reports: list[hrcore.LoadReport] = []
-    threads = [
-        threading.Thread(
-            target=lambda: reports.append(hrcore.load(path, database_url=refs, batch_size=50))
-        )
-        for _ in range(2)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert sorted((r.rows_inserted, r.rows_unchanged) for r in reports) == [(0, 3000), (3000, 0)]
-
-
 def test_loading_from_s3_equals_loading_from_a_folder(
     refs: str, tmp_path: Path, s3_endpoint: str, bucket: str
 ) -> None:
@@ -290,3 +273,168 @@ def test_a_running_load_reports_the_batches_committed_so_far(refs: str, tmp_path
     assert 0 < running.batches < 10
     assert running.rows_inserted == running.rows_read == running.batches * 50
     assert (final.status, final.batches, final.rows_inserted) == ("succeeded", 10, 500)
+
+
+def test_a_file_source_loads_only_the_table_it_is_for(db: str, tmp_path: Path) -> None:
+    departments = write(tmp_path, "departments.csv", "1,Sales\n2,Legal\n")
+    write(tmp_path, "jobs.csv", "1,Analyst\n")
+    other = write(tmp_path, "people.csv", "1,Ann\n")
+
+    reports = hrcore.load_all(departments, database_url=db)
+
+    assert [(r.table, r.rows_inserted) for r in reports] == [("departments", 2)]
+    assert query(db, "SELECT count(*) FROM jobs") == [(0,)]
+    assert query(db, "SELECT count(*) FROM hired_employees") == [(0,)]
+    with pytest.raises(hrcore.UsageError, match="the file of departments, not of jobs"):
+        hrcore.load(departments, table="jobs", database_url=db)
+    with pytest.raises(hrcore.UsageError, match="fits no table"):
+        hrcore.load_all(other, database_url=db)
+    with pytest.raises(hrcore.UsageError, match="not of jobs"):
+        hrcore.load_all(departments, tables=["jobs"], database_url=db)
+    assert query(db, "SELECT id, department FROM departments ORDER BY id") == [
+        (1, "Sales"),
+        (2, "Legal"),
+    ]
+    assert query(db, "SELECT count(*) FROM load_runs") == [(1,)]
+
+
+class Paused:
+    """A progress callback that holds a load at its first committed batch until released."""
+
+    def __init__(self) -> None:
+        self.paused, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, progress: hrcore.Progress) -> None:
+        if progress.phase == "write" and not self.paused.is_set():
+            self.paused.set()
+            assert self.release.wait(60), "never released"
+
+
+def waiting_on_an_advisory_lock(db: str) -> bool:
+    return bool(
+        query(
+            db,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+        )[0][0]
+    )
+
+
+def test_two_loaders_of_the_same_file_take_turns(refs: str, tmp_path: Path) -> None:
+    path = write(tmp_path, "hired_employees.csv", employees(range(1, 3001)))
+    first, reports = Paused(), []
+    loads = [
+        threading.Thread(
+            target=lambda p=progress: reports.append(
+                hrcore.load(path, database_url=refs, batch_size=50, writers=1, progress=p)
+            )
+        )
+        for progress in (first, None)
+    ]
+    loads[0].start()
+    assert first.paused.wait(60)
+    loads[1].start()
+    wait_until(lambda: waiting_on_an_advisory_lock(refs), "the second load waits its turn")
+    first.release.set()
+    for t in loads:
+        t.join(60)
+        assert not t.is_alive()
+
+    assert [(r.rows_inserted, r.rows_unchanged) for r in reports] == [(3000, 0), (0, 3000)]
+    assert query(
+        refs,
+        "SELECT (SELECT finished_at FROM load_runs WHERE id = $1) "
+        "<= (SELECT started_at FROM load_runs WHERE id = $2)",
+        (reports[0].load_id, reports[1].load_id),
+    ) == [(True,)]
+
+
+def test_a_load_of_a_busy_file_waits_a_bounded_time_and_names_the_load_holding_it(
+    refs: str, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "hired_employees.csv", employees(range(1, 3001)))
+    first = Paused()
+    holder = threading.Thread(
+        target=hrcore.load,
+        args=(path,),
+        kwargs={"database_url": refs, "batch_size": 50, "writers": 1, "progress": first},
+    )
+    holder.start()
+    try:
+        assert first.paused.wait(60)
+        [running] = hrcore.list_loads(limit=1, database_url=refs)
+        with pytest.raises(hrcore.BusyError, match=f"by load {running.load_id}") as busy:
+            hrcore.load(path, database_url=refs, lock_timeout=0.5)
+        assert busy.value.holder == running.load_id
+    finally:
+        first.release.set()
+        holder.join(60)
+    assert query(refs, "SELECT status, count(*) FROM load_runs GROUP BY 1 ORDER BY 1") == [
+        ("succeeded", 3)  # the references' two and the holder: the refused one left no entry
+    ]
+
+
+def test_a_cancelled_load_stops_at_a_batch_boundary_and_a_rerun_converges(
+    refs: str, tmp_path: Path
+) -> None:
+    cancel = threading.Event()
+
+    def cancel_after_three_batches(progress: hrcore.Progress) -> None:
+        if progress.phase == "write" and progress.done >= 300:
+            cancel.set()
+
+    content = employees(range(1, 2501))
+    with pytest.raises(hrcore.LoadCancelledError) as stopped:
+        hrcore.load(
+            write(tmp_path, "hired_employees.csv", content),
+            database_url=refs,
+            batch_size=100,
+            writers=1,
+            progress=cancel_after_three_batches,
+            cancel=cancel,
+        )
+
+    report = stopped.value.report
+    assert (report.status, report.batches, report.rows_inserted) == ("cancelled", 3, 300)
+    assert report.error is not None and "cancelled" in report.error
+    assert query(refs, "SELECT count(*) FROM hired_employees") == [(300,)]
+    assert query(refs, "SELECT status, rows_inserted FROM load_runs WHERE id = $1",
+                 (report.load_id,)) == [("cancelled", 300)]  # fmt: skip
+    rerun = load_employees(refs, tmp_path, content)
+    assert (rerun.rows_inserted, rerun.rows_unchanged) == (2200, 300)
+    assert query(refs, "SELECT status FROM load_runs WHERE id = $1", (report.load_id,)) == [
+        ("cancelled",)
+    ]
+
+
+@pytest.mark.parametrize("phase", ["read", "write"])
+def test_a_progress_callback_that_raises_fails_the_load_at_once(
+    refs: str, tmp_path: Path, phase: str
+) -> None:
+    def boom(progress: hrcore.Progress) -> None:
+        if progress.phase == phase:
+            raise RuntimeError("the callback broke")
+
+    content = employees(range(1, 200_001))
+    path = write(tmp_path, "hired_employees.csv", content)
+    failures: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            hrcore.load(path, database_url=refs, progress=boom)
+        except BaseException as exc:
+            failures.append(exc)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    loader.join(60)
+    assert not loader.is_alive(), "the load hung"
+    [failure] = failures
+    assert isinstance(failure, hrcore.LoadFailedError)
+    assert "the callback broke" in str(failure)
+    assert failure.report.status == "failed"
+    assert query(refs, "SELECT count(*) FROM pg_tables WHERE schemaname = 'hrcore_staging'") == [
+        (0,)
+    ]
+    rerun = hrcore.load(path, database_url=refs)
+    assert rerun.rows_inserted + rerun.rows_unchanged == 200_000

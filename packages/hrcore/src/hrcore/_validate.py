@@ -73,7 +73,7 @@ def _split_fields(lines: pl.DataFrame, n: int) -> pl.DataFrame:
         pl.Series("n_fields", [None if s is None else len(s) for s in split], dtype=pl.Int32),
         *(pl.Series(name, [p[i] for p in padded], dtype=pl.String) for i, name in enumerate(names)),
     )
-    return pl.concat([plain, parsed], how="diagonal_relaxed")
+    return pl.concat([plain, parsed], how="diagonal_relaxed").sort("line")  # rows in file order
 
 
 def _parse_datetimes(values: pl.Series) -> pl.Series:
