@@ -140,3 +140,21 @@ def test_the_answers_follow_updates_deletes_restores_and_truncates(
     # 2021: Beta 3, Zeta 2, alpha 1, Empty 0 -> mean 1.5
     expected = [(3, "Beta", 3), (1, "Zeta", 2)]
     assert hrcore.departments_above_mean(2021, database_url=hires).rows() == expected
+
+
+def test_two_jobs_with_the_same_title_in_a_department_are_one_row(db: str, tmp_path: Path) -> None:
+    write(tmp_path, "departments.csv", "1,Sales\n2,Sales\n3,Legal\n")
+    write(tmp_path, "jobs.csv", "1,Analyst\n2,Analyst\n3,Clerk\n")
+    write(
+        tmp_path,
+        "hired_employees.csv",
+        "1,a,2021-01-05T00:00:00Z,1,1\n2,b,2021-04-05T00:00:00Z,1,2\n"
+        "3,c,2021-07-05T00:00:00Z,2,2\n4,d,2021-10-05T00:00:00Z,3,3\n"
+        "5,e,2021-06-30T23:59:60Z,3,3\n",  # second 60: rejected, not moved into Q3
+    )
+    hrcore.load_all(tmp_path, database_url=db)
+
+    assert_frame_equal(
+        hrcore.hires_by_quarter(2021, database_url=db),
+        quarters([("Legal", "Clerk", 0, 0, 0, 1), ("Sales", "Analyst", 1, 1, 1, 0)]),
+    )

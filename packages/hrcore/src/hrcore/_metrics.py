@@ -26,9 +26,10 @@ FROM hire_counts AS c
 JOIN departments AS d ON d.id = c.department_id
 JOIN jobs AS j ON j.id = c.job_id
 WHERE c.year = $1::int
-GROUP BY d.id, d.department, j.id, j.job
+GROUP BY d.department, j.job  -- one row per pair of names as the reader sees them
 HAVING sum(c.hires) > 0
-ORDER BY d.department COLLATE "C", j.job COLLATE "C", d.id, j.id"""
+ORDER BY d.department COLLATE "C", j.job COLLATE "C"
+"""
 
 DEPARTMENTS_ABOVE_MEAN_SQL = """
 WITH hires AS (
