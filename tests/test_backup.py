@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import resource
+import signal
+import subprocess
+import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -9,8 +14,10 @@ from typing import Any, cast
 import fastavro
 import hrcore
 import pytest
+from hrcore._db import connect, execute
 
-from tests.conftest import query, write
+from tests.conftest import query, wait_until, write
+from tests.test_load import Paused, waiting_on_an_advisory_lock
 
 EMPLOYEES = (
     "1,Ann O'Neil,2021-07-27T16:02:08.123456Z,1,1\n"
@@ -154,3 +161,183 @@ def test_a_truncated_backup_is_refused_with_a_one_line_reason(loaded: str, tmp_p
     assert "Traceback" not in str(refused.value)
     assert len(str(refused.value).splitlines()) == 1
     assert table(loaded, "hired_employees") == before
+
+
+def write_avro(path: Path, table: str, records: list[dict[str, Any]], **metadata: str) -> Path:
+    """An AVRO file with the backup schema of ``table`` and the given metadata."""
+    from hrcore._backup import avro_schema
+    from hrcore._specs import get_table
+
+    with open(path, "wb") as f:
+        fastavro.writer(
+            f, fastavro.parse_schema(avro_schema(get_table(table))), records, metadata=metadata
+        )
+    return path
+
+
+def test_a_backup_says_its_table_and_row_count_and_a_file_that_disagrees_is_refused(
+    loaded: str, tmp_path: Path
+) -> None:
+    made = hrcore.backup("jobs", to=tmp_path, database_url=loaded)
+    with open(made.uri, "rb") as f:
+        assert fastavro.reader(f).metadata["hrcore.table"] == "jobs"
+    with open(made.uri, "rb") as f:
+        assert fastavro.reader(f).metadata["hrcore.rows"] == "2"
+    jobs = [{"id": 1, "job": "A"}, {"id": 2, "job": "B"}]
+    before = table(loaded, "jobs")
+    cases = {
+        "says 3 rows, holds 2": (
+            {"hrcore.table": "jobs", "hrcore.rows": "3"},
+            "holds 2 rows but says 3",
+        ),
+        "says another table": ({"hrcore.table": "departments", "hrcore.rows": "2"}, "complete"),
+        "says nothing": ({}, "complete backup"),
+    }
+    for name, (metadata, message) in cases.items():
+        path = write_avro(tmp_path / f"jobs-{len(name)}.avro", "jobs", jobs, **metadata)
+        with pytest.raises(hrcore.RestoreError, match=message):
+            hrcore.restore("jobs", from_=path, database_url=loaded)
+    assert table(loaded, "jobs") == before
+
+
+def test_a_restore_applies_the_rules_of_a_load_and_refuses_a_file_that_breaks_one(
+    loaded: str, tmp_path: Path
+) -> None:
+    before = table(loaded, "jobs")
+    bad = [{"id": 1, "job": "Analyst"}, {"id": -5, "job": ""}, {"id": 7, "job": "a\x00b"}]
+    path = write_avro(tmp_path / "jobs-x.avro", "jobs", bad, **{"hrcore.table": "jobs",
+                      "hrcore.rows": "3"})  # fmt: skip
+
+    with pytest.raises(hrcore.RestoreError, match="record 2 .*missing_field,id_out_of_range") as refused:
+        hrcore.restore("jobs", from_=path, database_url=loaded)
+    assert "nul_byte" in str(refused.value)
+    assert "nothing was changed" in str(refused.value)
+    assert table(loaded, "jobs") == before
+
+    trimmed = [{"id": 1, "job": "  Analyst "}, {"id": 5, "job": "Pilot"}]
+    path = write_avro(tmp_path / "jobs-y.avro", "jobs", trimmed, **{"hrcore.table": "jobs",
+                      "hrcore.rows": "2"})  # fmt: skip
+    query(loaded, "DELETE FROM hired_employees WHERE job_id = 2")
+    hrcore.restore("jobs", from_=path, database_url=loaded)
+    assert table(loaded, "jobs") == [(1, "Analyst"), (5, "Pilot")]
+
+
+def test_a_restore_refuses_references_to_rows_that_do_not_exist(
+    loaded: str, tmp_path: Path
+) -> None:
+    before = table(loaded, "hired_employees")
+    rows = [
+        {"id": 9, "name": "x", "datetime": datetime(2021, 1, 1, tzinfo=UTC),
+         "department_id": 1, "job_id": 99},
+    ]  # fmt: skip
+    path = write_avro(tmp_path / "hired_employees-x.avro", "hired_employees", rows,
+                      **{"hrcore.table": "hired_employees", "hrcore.rows": "1"})  # fmt: skip
+    with pytest.raises(hrcore.RestoreError, match="unknown_job"):
+        hrcore.restore("hired_employees", from_=path, database_url=loaded)
+    assert table(loaded, "hired_employees") == before
+
+
+def test_a_backup_that_fails_midway_leaves_nothing_under_a_backup_name(
+    refs: str, tmp_path: Path
+) -> None:
+    rows = "".join(f"{i},Name {i},2021-05-0{i % 9 + 1}T00:00:00Z,1,1\n" for i in range(1, 200_001))
+    hrcore.load(write(tmp_path, "hired_employees.csv", rows), database_url=refs)
+    folder = tmp_path / "backups"
+    folder.mkdir()
+
+    def small_files() -> None:  # as a full disk would: writes past 64 KiB fail
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "hrcore.cli", "backup", "hired_employees", "--to", str(folder),
+         "--database-url", refs],
+        capture_output=True, text=True, timeout=120, preexec_fn=small_files, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: cannot write")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(folder.iterdir()) == []
+    assert hrcore.list_backups("hired_employees", location=folder) == []
+
+
+def test_a_restore_waits_for_a_running_load_and_the_result_is_the_backup(
+    loaded: str, tmp_path: Path
+) -> None:
+    saved = hrcore.backup("hired_employees", to=tmp_path, database_url=loaded)
+    rows = "".join(f"{i},Load {i},2021-05-05T00:00:00Z,1,1\n" for i in range(1, 3001))
+    path = write(tmp_path, "hired_employees.csv", rows)
+    paused, errors = Paused(), []
+    load = threading.Thread(
+        target=hrcore.load,
+        args=(path,),
+        kwargs={"database_url": loaded, "batch_size": 100, "writers": 1, "progress": paused},
+    )
+    load.start()
+    assert paused.paused.wait(60)
+
+    def restore() -> None:
+        try:
+            hrcore.restore("hired_employees", from_=saved.uri, database_url=loaded)
+        except BaseException as exc:
+            errors.append(exc)
+
+    restoring = threading.Thread(target=restore)
+    restoring.start()
+    wait_until(lambda: waiting_on_an_advisory_lock(loaded), "the restore waits for the load")
+    paused.release.set()
+    for t in (load, restoring):
+        t.join(60)
+        assert not t.is_alive()
+
+    assert errors == []
+    assert table(loaded, "hired_employees") == [
+        (r[0], r[1], r[2], r[3], r[4]) for r in before_rows(saved.uri)
+    ]
+
+
+def test_a_load_waits_for_a_running_restore_and_applies_over_it(
+    loaded: str, tmp_path: Path
+) -> None:
+    saved = hrcore.backup("hired_employees", to=tmp_path, database_url=loaded)
+    query(loaded, "DELETE FROM hired_employees WHERE id = 3")
+    path = write(tmp_path, "hired_employees.csv", "2,Changed,2021-01-01T05:00:00Z,2,1\n")
+    with connect(loaded, autocommit=False) as blocker:  # holds the restore at its table lock
+        execute(blocker, "LOCK TABLE hired_employees IN ROW EXCLUSIVE MODE")
+        errors: list[BaseException] = []
+        restoring = threading.Thread(
+            target=lambda: hrcore.restore("hired_employees", from_=saved.uri, database_url=loaded)
+        )
+        restoring.start()
+        wait_until(
+            lambda: (
+                query(
+                    loaded,
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'LOCK TABLE hired_employees%'",
+                )
+                == [(1,)]
+            ),
+            "the restore waits for its table",
+        )
+        loading = threading.Thread(
+            target=lambda: errors.append(hrcore.load(path, database_url=loaded))  # type: ignore[func-returns-value]
+        )
+        loading.start()
+        wait_until(lambda: waiting_on_an_advisory_lock(loaded), "the load waits for the restore")
+        blocker.rollback()
+    for t in (restoring, loading):
+        t.join(60)
+        assert not t.is_alive()
+
+    assert [n for (n,) in query(loaded, "SELECT name FROM hired_employees ORDER BY id")] == [
+        "Ann O'Neil",
+        "Changed",
+        "Zoë",
+    ]
+
+
+def before_rows(uri: str) -> list[tuple[Any, ...]]:
+    with open(uri, "rb") as f:
+        return [tuple(r.values()) for r in fastavro.reader(f)]  # type: ignore[union-attr]
