@@ -50,6 +50,7 @@ def rejected(db: str, load_id: int) -> list[tuple[int, str, list[str]]]:
         ("2,Bo,0000-01-01T00:00:00Z,1,2", ["bad_datetime"]),  # no year 0 in PostgreSQL
         ("2,Bo,0000-01-01T00:00:00+00:00,1,2", ["bad_datetime"]),
         ("2,Bo,9999-12-31T23:00:00-05:00,1,2", ["bad_datetime"]),  # year 10000 in UTC
+        ("2,Bo,2021-06-30T23:59:60Z,1,2", ["bad_datetime"]),  # a leap second
         ("2,Bo,2021-07-27T16:02:08Z,9,2", ["unknown_department"]),
         ("2,Bo,2021-07-27T16:02:08Z,1,9", ["unknown_job"]),
         ("2,Bo,2021-07-27T16:02:08Z,9,9", ["unknown_department", "unknown_job"]),
@@ -154,3 +155,65 @@ def test_blank_lines_are_not_rows_but_line_numbers_stay_true(refs: str, tmp_path
 
     assert report.rows_read == 2
     assert [n for n, _, _ in rejected(refs, report.load_id)] == [4]
+
+
+def test_a_quoted_field_may_span_lines_and_its_row_is_numbered_where_it_starts(
+    refs: str, tmp_path: Path
+) -> None:
+    content = (
+        '1,"Ann\nO\'Neil, ""Jr""",2021-07-27T16:02:08Z,1,2\n'
+        "2,,2021-07-27T16:02:08Z,1,2\n"
+        '3,"Bo\r\nLee",2021-07-27T16:02:08Z,1,2\r\n'
+    )
+    report = load_employees(refs, tmp_path, content)
+
+    assert (report.rows_read, report.rows_inserted, report.rows_rejected) == (3, 2, 1)
+    assert query(refs, "SELECT id, name FROM hired_employees ORDER BY id") == [
+        (1, "Ann\nO'Neil, \"Jr\""),
+        (3, "Bo\r\nLee"),
+    ]
+    assert rejected(refs, report.load_id) == [(3, "2,,2021-07-27T16:02:08Z,1,2", ["missing_field"])]
+
+
+def test_a_nul_byte_rejects_its_row_only(refs: str, tmp_path: Path) -> None:
+    report = load_employees(
+        refs, tmp_path, GOOD.encode() + b"\n2,B\x00o,2021-07-27T16:02:08Z,1,2\n3,C,x,1,2\n"
+    )
+
+    assert report.status == "succeeded"
+    assert (report.rows_inserted, report.rejections) == (1, {"nul_byte": 1, "bad_datetime": 1})
+    assert rejected(refs, report.load_id)[0] == (
+        2,
+        "2,B\u2400o,2021-07-27T16:02:08Z,1,2",
+        ["nul_byte"],
+    )
+
+
+def test_a_real_replacement_character_is_data_not_an_encoding_error(
+    refs: str, tmp_path: Path
+) -> None:
+    report = load_employees(refs, tmp_path, "1,Ann \ufffd,2021-07-27T16:02:08Z,1,2\n")
+    assert (report.rows_inserted, report.rows_rejected) == (1, 0)
+    assert query(refs, "SELECT name FROM hired_employees") == [("Ann \ufffd",)]
+
+
+def test_an_utf16_file_is_a_clear_error_and_starts_no_load(refs: str, tmp_path: Path) -> None:
+    with pytest.raises(hrcore.SourceFormatError, match="UTF-16"):
+        load_employees(refs, tmp_path, (GOOD + "\n").encode("utf-16"))
+    assert query(refs, "SELECT count(*) FROM load_runs WHERE table_name = 'hired_employees'") == [
+        (0,)
+    ]
+
+
+def test_an_over_long_line_is_rejected_and_the_rest_loads(refs: str, tmp_path: Path) -> None:
+    content = f"{GOOD}\n2,{'x' * 200_000},2021-07-27T16:02:08Z,1,2\n3,C,2021-07-27T16:02:08Z,1,2"
+    report = load_employees(refs, tmp_path, content)
+
+    assert (report.rows_read, report.rows_inserted, report.rejections) == (
+        3,
+        2,
+        {"line_too_long": 1},
+    )
+    [(line, raw, _)] = rejected(refs, report.load_id)
+    assert line == 2
+    assert raw.startswith("2,xxx") and raw.endswith(" ...") and len(raw) < 1100

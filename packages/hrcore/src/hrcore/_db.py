@@ -107,9 +107,16 @@ def _encode_userinfo(url: str) -> str:
 
 
 def _password(url: str) -> str | None:
+    """The password of a URL: between the user's ``:`` and the last ``@`` before the
+    query or, failing that, the last ``@`` at all (a password may hold ``?``; taking
+    too much here only hides more)."""
     parts = _split_url(url)
     if parts is None:
-        return None
+        scheme, sep, after = url.partition("://")
+        at = after.rfind("@")
+        if not sep or at < 0:
+            return None
+        parts = (scheme, after[:at], after[at + 1 :])
     _, userinfo, _ = parts
     _, colon, password = userinfo.partition(":")
     return password if colon and password else None
