@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 import hrcore
 from litestar import Litestar, Response, route
+from litestar.datastructures import State
 from litestar.enums import HttpMethod, MediaType
-from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 
-from hrcore_api.errors import http_error, library_error, unexpected_error
+from hrcore_api.errors import error_handlers
 from hrcore_api.logs import request_log
 from hrcore_api.routes import service_routes, table_routes
 from hrcore_api.security import make_guard
 from hrcore_api.settings import Settings
+from hrcore_api.shutdown import stop_loads_on_signals
 from hrcore_api.types import TABLE_PATHS
 
 log = logging.getLogger("hrcore_api")
@@ -61,28 +64,32 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "HRCORE_API_TOKEN is not set: every endpoint is open to anyone who can reach it"
         )
     pools: list[hrcore.ConnectionPool] = []
+    # set on SIGTERM / SIGINT: every file load is given it as cancel=, and stops at its
+    # next batch boundary instead of holding the server's shutdown for minutes
+    stopping = threading.Event()
+    undo: list[Callable[[], None]] = []
 
-    def open_pool() -> None:
+    def start() -> None:
+        stopping.clear()
         pools.append(hrcore.ConnectionPool(settings.database_url, size=settings.pool_size))
+        undo.append(stop_loads_on_signals(stopping))
 
-    def close_pool() -> None:
+    def stop() -> None:
+        while undo:
+            undo.pop()()
         while pools:
             pools.pop().close()
 
     handlers = service_routes(settings)
     for path, table in TABLE_PATHS.items():
-        handlers += table_routes(settings, path, table)
+        handlers += table_routes(settings, path, table, stopping)
     handlers = options_handlers(handlers) + handlers  # registered first: see options_handlers
 
     return Litestar(
         route_handlers=handlers,
         guards=[make_guard(settings.api_token)],
         middleware=[request_log],
-        exception_handlers={
-            HTTPException: http_error,
-            hrcore.HrcoreError: library_error,
-            Exception: unexpected_error,
-        },
+        exception_handlers=error_handlers(settings.database_url),
         openapi_config=OpenAPIConfig(
             title="hrcore",
             version="0.1.0",
@@ -91,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,  # hrcore-api sets up plain JSON lines; a host app keeps its own
-        on_startup=[open_pool],
-        on_shutdown=[close_pool],
+        on_startup=[start],
+        on_shutdown=[stop],
+        state=State({"stopping": stopping}),
     )

@@ -11,7 +11,7 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
-from hrcore_api.types import ErrorBody
+from hrcore_api.types import MAX_LOCATION, ErrorBody
 
 _EXAMPLES: dict[str, dict[str, Any]] = {
     "departments": {"id": 1, "department": "Supply Chain"},
@@ -37,10 +37,17 @@ _ERRORS = {
     400: "Bad input: a parameter, a body or a name that is not valid",
     401: "No valid 'Authorization: Bearer <token>' (when HRCORE_API_TOKEN is set)",
     404: "No such row, load or file",
-    409: "The backup cannot be restored; nothing was changed",
+    409: (
+        "busy: another load or restore held the table or file longer than the lock wait;"
+        " conflict: the backup cannot be restored. Nothing was changed"
+    ),
     413: "The body is over the size limit (HRCORE_MAX_BODY_BYTES)",
     415: "A body other than application/json or text/csv",
-    503: "The database or the CSV source does not answer",
+    422: "The file is not UTF-8 CSV text (a UTF-16 file, say); nothing was loaded",
+    503: (
+        "The database or the CSV source does not answer, or the load failed or was"
+        " cancelled (load_cancelled: the server is shutting down)"
+    ),
 }
 
 
@@ -100,6 +107,7 @@ def batch_operation(spec: TableSpec) -> type[Operation]:
             "key": Schema(
                 type=OpenAPIType.STRING,
                 min_length=1,
+                max_length=MAX_LOCATION,
                 description="file inside the configured source",
             ),
             "batch_size": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_BATCH_SIZE),
@@ -123,7 +131,15 @@ RESTORE_OPERATION = _with_body(
                 schema=Schema(
                     type=OpenAPIType.OBJECT,
                     required=["uri"],
-                    properties={"uri": Schema(type=OpenAPIType.STRING)},
+                    properties={
+                        "uri": Schema(
+                            type=OpenAPIType.STRING,
+                            min_length=1,
+                            max_length=MAX_LOCATION,
+                            description="one of the uris of GET /backups/{table}",
+                        )
+                    },
+                    additional_properties=False,
                 ),
                 example={"uri": "s3://hrcore-data/backups/jobs-20261130T120000000000Z.avro"},
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
+import threading
 from functools import partial
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ import anyio.to_thread
 import hrcore
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.exceptions import HTTPException, ServiceUnavailableException, ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import PathParameter, QueryParameter
 
@@ -102,7 +103,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         try:
             return {"status": "ok", "server_version": hrcore.check_database(db)}
         except hrcore.DatabaseError as exc:  # public route: say no more than that
-            log.warning(json.dumps({"event": "health-db", "error": str(exc)}))
+            log.warning(json.dumps({"event": "health-db", "error": hrcore.redact(str(exc), db)}))
             raise hrcore.DatabaseError("the database does not answer") from exc
 
     @get(
@@ -117,7 +118,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         try:
             files = hrcore.list_files(source)
         except (hrcore.SourceNotFoundError, hrcore.SourceUnavailableError) as exc:
-            raise ServiceUnavailableException(str(exc)) from exc
+            raise hrcore.SourceUnavailableError(str(exc)) from exc  # a missing bucket too
         return {"status": "ok", "source": source, "files": msgspec.to_builtins(files)}
 
     @get(
@@ -178,7 +179,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         status_code=201,
         sync_to_thread=True,
         summary="Back a table up to AVRO",
-        responses=errors(400, 401, 503),
+        responses=errors(400, 401, 404, 503),
     )
     def backup(table: Table) -> hrcore.Backup:
         return hrcore.backup(_table(table), to=settings.backups, database_url=db)
@@ -187,7 +188,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         "/backups/{table:str}",
         sync_to_thread=True,
         summary="A table's backup files",
-        responses=errors(400, 401, 503),
+        responses=errors(400, 401, 404, 503),
     )
     def backups(table: Table) -> Items:
         return Items(items=hrcore.list_backups(_table(table), location=settings.backups))
@@ -197,7 +198,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         status_code=200,
         summary="Replace a table with a backup",
         operation_class=RESTORE_OPERATION,
-        responses=errors(400, 401, 409, 413, 503),
+        responses=errors(400, 401, 404, 409, 413, 503),
     )
     async def restore(table: Table, request: Request[Any, Any, Any]) -> hrcore.Backup:
         wanted = _decode(await request.body(), RestoreRequest)
@@ -241,8 +242,14 @@ def _version() -> str:
     return version("hrcore")
 
 
-def table_routes(settings: Settings, path: str, table: str) -> list[HTTPRouteHandler]:
-    """The routes of one table: load its file, add rows, list and get rows."""
+def table_routes(
+    settings: Settings, path: str, table: str, stopping: threading.Event
+) -> list[HTTPRouteHandler]:
+    """The routes of one table: load its file, add rows, list and get rows.
+
+    A file load stops at its next batch boundary once ``stopping`` is set (the server
+    is shutting down), and is answered 503 ``load_cancelled``.
+    """
     spec = hrcore.get_table(table)
     body_type = rows_type(spec)
     db = settings.database_url
@@ -262,10 +269,17 @@ def table_routes(settings: Settings, path: str, table: str) -> list[HTTPRouteHan
                     table=spec.name,
                     batch_size=options.batch_size,
                     database_url=db,
+                    cancel=stopping,
                 )
             )
         except hrcore.LoadFailedError as exc:
             _log_load("load", spec.name, exc.report.to_dict())
+            if isinstance(exc, hrcore.LoadCancelledError) and stopping.is_set():
+                raise hrcore.LoadCancelledError(
+                    f"{exc}; the server is shutting down: send the request again "
+                    f"(load {exc.report.load_id} says what was committed)",
+                    exc.report,
+                ) from exc
             raise
         _log_load("load", spec.name, report.to_dict())
         return report
@@ -308,11 +322,11 @@ def table_routes(settings: Settings, path: str, table: str) -> list[HTTPRouteHan
         post(f"/{path}/batch", name=f"{name}_batch", status_code=200,
              summary=f"Load {spec.file_name} from the configured source",
              description=batch_help, operation_class=batch_operation(spec),
-             responses=errors(400, 401, 404, 413, 503))(load_file),
+             responses=errors(400, 401, 404, 409, 413, 422, 503))(load_file),
         post(f"/{path}", name=f"{name}_rows", status_code=200,
              summary=f"Add 1 to 1000 {path} rows", description=rows_help,
              operation_class=rows_operation(spec),
-             responses=errors(400, 401, 413, 415, 503))(add_rows),
+             responses=errors(400, 401, 409, 413, 415, 503))(add_rows),
         get(f"/{path}", name=f"{name}_list", sync_to_thread=True,
             summary=f"Page through {path} by id",
             responses=errors(400, 401, 503))(list_rows),

@@ -14,19 +14,23 @@ TABLE_PATHS = {"departments": "departments", "jobs": "jobs", "employees": "hired
 TableName = Literal["departments", "jobs", "employees", "hired_employees"]
 
 BatchSize = Annotated[int, Meta(ge=1, le=MAX_BATCH_SIZE)]
+#: an S3 key's limit (1024 bytes), which the library holds every location to: a longer
+#: key or uri is a 400 before anything is asked of S3 or the disk
+MAX_LOCATION = 1024
+Location = Annotated[str, Meta(min_length=1, max_length=MAX_LOCATION)]
 
 
 class BatchRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Optional body of ``POST /{table}/batch``: which file in the bucket, and batch size."""
 
-    key: str | None = None
+    key: Location | None = None
     batch_size: BatchSize = MAX_BATCH_SIZE
 
 
 class RestoreRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Body of ``POST /restores/{table}``: the backup file to restore from."""
 
-    uri: str
+    uri: Location
 
 
 class Page(msgspec.Struct, kw_only=True):
