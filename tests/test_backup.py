@@ -208,7 +208,9 @@ def test_a_restore_applies_the_rules_of_a_load_and_refuses_a_file_that_breaks_on
     path = write_avro(tmp_path / "jobs-x.avro", "jobs", bad, **{"hrcore.table": "jobs",
                       "hrcore.rows": "3"})  # fmt: skip
 
-    with pytest.raises(hrcore.RestoreError, match="record 2 .*missing_field,id_out_of_range") as refused:
+    with pytest.raises(
+        hrcore.RestoreError, match=r"record 2 .*missing_field,id_out_of_range"
+    ) as refused:
         hrcore.restore("jobs", from_=path, database_url=loaded)
     assert "nul_byte" in str(refused.value)
     assert "nothing was changed" in str(refused.value)
@@ -305,7 +307,7 @@ def test_a_load_waits_for_a_running_restore_and_applies_over_it(
     path = write(tmp_path, "hired_employees.csv", "2,Changed,2021-01-01T05:00:00Z,2,1\n")
     with connect(loaded, autocommit=False) as blocker:  # holds the restore at its table lock
         execute(blocker, "LOCK TABLE hired_employees IN ROW EXCLUSIVE MODE")
-        errors: list[BaseException] = []
+        reports: list[hrcore.LoadReport] = []
         restoring = threading.Thread(
             target=lambda: hrcore.restore("hired_employees", from_=saved.uri, database_url=loaded)
         )
@@ -322,7 +324,7 @@ def test_a_load_waits_for_a_running_restore_and_applies_over_it(
             "the restore waits for its table",
         )
         loading = threading.Thread(
-            target=lambda: errors.append(hrcore.load(path, database_url=loaded))  # type: ignore[func-returns-value]
+            target=lambda: reports.append(hrcore.load(path, database_url=loaded))
         )
         loading.start()
         wait_until(lambda: waiting_on_an_advisory_lock(loaded), "the load waits for the restore")
@@ -331,6 +333,7 @@ def test_a_load_waits_for_a_running_restore_and_applies_over_it(
         t.join(60)
         assert not t.is_alive()
 
+    assert [r.rows_updated for r in reports] == [1]
     assert [n for (n,) in query(loaded, "SELECT name FROM hired_employees ORDER BY id")] == [
         "Ann O'Neil",
         "Changed",

@@ -53,6 +53,10 @@ def reasons_of(line: str | bytes) -> list[str]:
         ("1,Bo,2021-06-30T23:59:60.5+00:00,1,2", ["bad_datetime"]),
         ("1,Bo,2016-12-31T23:59:60Z,1,2", ["bad_datetime"]),
         ("1,Bo,9999-12-31T23:00:00-05:00,1,2", ["bad_datetime"]),
+        ("1,Bo,2021-07-27T 6:02:08Z,1,2", ["bad_datetime"]),  # found by the property test
+        ("1,Bo,2021- 7-27T16:02:08Z,1,2", ["bad_datetime"]),
+        ("1,Bo,2021-07-27T16:02: 8Z,1,2", ["bad_datetime"]),
+        ("1,Bo,+021-07-27T16:02:08Z,1,2", ["bad_datetime"]),
         ("1,Bo,2021-07-27T16:02:08Z,9,2", ["unknown_department"]),
         ("1,Bo,2021-07-27T16:02:08Z,1,9", ["unknown_job"]),
         ("x,,no,0,", ["missing_field", "bad_integer", "id_out_of_range", "bad_datetime"]),

@@ -82,16 +82,21 @@ def _file_uri(spec: TableSpec, to: str) -> str:
 
 def _records(conn: Connection, spec: TableSpec) -> Iterator[dict[str, Any]]:
     """The table's rows in id order, streamed; datetimes as UTC microseconds."""
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT {', '.join(spec.column_names)} FROM {spec.name} ORDER BY {spec.key}")
-        for batch in cur.fetch_record_batch():
-            columns = {
-                name: batch.column(name).cast(pa.int64())
-                if c.kind == "datetime"
-                else batch.column(name)
-                for name, c in zip(spec.column_names, spec.columns, strict=True)
-            }
-            yield from pa.RecordBatch.from_pydict(columns).to_pylist()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT {', '.join(spec.column_names)} FROM {spec.name} ORDER BY {spec.key}"
+            )
+            for batch in cur.fetch_record_batch():
+                columns = {
+                    name: batch.column(name).cast(pa.int64())
+                    if c.kind == "datetime"
+                    else batch.column(name)
+                    for name, c in zip(spec.column_names, spec.columns, strict=True)
+                }
+                yield from pa.RecordBatch.from_pydict(columns).to_pylist()
+    except (adbc_driver_manager.Error, OSError) as exc:  # the stream broke: the database's fault
+        raise _db.database_error(exc) from exc
 
 
 def backup(
@@ -119,19 +124,16 @@ def backup(
             for written, record in enumerate(_records(conn, spec), start=1):  # noqa: B007
                 yield record
 
-        try:
-            with _storage.atomic_write(uri) as file:
-                fastavro.writer(
-                    file,
-                    fastavro.parse_schema(avro_schema(spec)),
-                    counting(),
-                    codec="deflate",
-                    metadata={TABLE_KEY: spec.name, ROWS_KEY: str(rows)},
-                )
-                if written != rows:  # cannot happen in one snapshot; never leave such a file
-                    raise DatabaseError(f"read {written} rows of {spec.name}, expected {rows}")
-        except adbc_driver_manager.Error as exc:
-            raise _db.database_error(exc) from exc
+        with _storage.atomic_write(uri) as file:
+            fastavro.writer(
+                file,
+                fastavro.parse_schema(avro_schema(spec)),
+                counting(),
+                codec="deflate",
+                metadata={TABLE_KEY: spec.name, ROWS_KEY: str(rows)},
+            )
+            if written != rows:  # cannot happen in one snapshot; never leave such a file
+                raise DatabaseError(f"read {written} rows of {spec.name}, expected {rows}")
         execute(conn, "COMMIT")
     return Backup(table=spec.name, uri=uri, rows=rows)
 

@@ -160,10 +160,14 @@ def _open(url: str, autocommit: bool) -> Connection:
         ) from exc
     try:
         with conn.cursor() as cur:
+            # a client that died (kill -9) has its statement stopped within seconds,
+            # even while it waits for a lock (PostgreSQL 14 and later)
             cur.execute(
                 "SELECT set_config('lock_timeout', $1, false), "
                 "set_config('statement_timeout', $2, false), "
-                "set_config('application_name', 'hrcore', false)",
+                "set_config('application_name', 'hrcore', false), "
+                "CASE WHEN current_setting('server_version_num')::int >= 140000 THEN "
+                "set_config('client_connection_check_interval', '1s', false) END",
                 (
                     f"{int(limits.lock_timeout * 1000)}ms",
                     f"{int(limits.statement_timeout * 1000)}ms",

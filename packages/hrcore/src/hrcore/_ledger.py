@@ -50,6 +50,16 @@ def reap_stale(conn: Connection) -> list[int]:
     )
     for (load_id,) in stale:
         _close(conn, load_id, "failed", "the loading session ended before the load finished")
+    # staging tables whose load is over (its session died after its last word)
+    orphans = execute(
+        conn,
+        f"""SELECT t.tablename FROM pg_tables t WHERE t.schemaname = '{STAGING_SCHEMA}'
+           AND t.tablename ~ '^stage_[0-9]+$' AND NOT EXISTS (
+               SELECT FROM load_runs r
+               WHERE r.id = substr(t.tablename, 7)::bigint AND r.status = 'running')""",
+    )
+    for (name,) in orphans:
+        execute(conn, f'DROP TABLE IF EXISTS {STAGING_SCHEMA}."{name}"')
     return [load_id for (load_id,) in stale]
 
 

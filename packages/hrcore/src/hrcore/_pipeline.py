@@ -266,6 +266,12 @@ def run(
     return report
 
 
+def _cancelled_by_user(exc: BaseException) -> bool:
+    """A statement cancelled on request: Ctrl-C while the driver was waiting (it cancels
+    the statement in flight), or ``pg_cancel_backend``; not a statement timeout."""
+    return getattr(exc, "sqlstate", None) == "57014" and "user request" in str(exc)
+
+
 def _stopped(
     exc: BaseException,
     spec: TableSpec,
@@ -282,7 +288,7 @@ def _stopped(
     database cannot be reached, it is made of the counts the committed batches
     returned, and the next load marks the entry failed.
     """
-    cancelled = isinstance(exc, StopRequested | KeyboardInterrupt)
+    cancelled = isinstance(exc, StopRequested | KeyboardInterrupt) or _cancelled_by_user(exc)
     status: Status = "cancelled" if cancelled else "failed"
     reason = "cancelled: the load was asked to stop" if cancelled else _db.first_line(exc)
     try:

@@ -303,7 +303,8 @@ def _s3_atomic_write(uri: str) -> Iterator[BinaryIO]:
         file.commit()
     except BaseException as exc:
         with suppress(Exception):  # the endpoint may be gone too: the upload stays incomplete
-            file.discard()
+            file.discard()  # aborts the multipart upload
+        file.closed = True  # discarded: nothing left to flush when it is collected
         if isinstance(exc, Exception):
             raise storage_error(exc, f"cannot write {uri}") from exc
         raise

@@ -30,6 +30,7 @@ REASONS = (
 )
 
 _INTEGER = r"^[+-]?[0-9]+$"
+_UTC_SECOND = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]Z$"  # the common shape
 _ISO_DATETIME = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]"  # date and time (no second 60)
     r"(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})$"  # fraction, zone
@@ -84,7 +85,7 @@ def _parse_datetimes(values: pl.Series) -> pl.Series:
     """
     fast = pl.select(
         # second 60 is refused: PostgreSQL would move a leap second into the next minute
-        pl.when((values.str.len_bytes() == 20) & (values.str.slice(17, 1) <= "5"))
+        pl.when(values.str.contains(_UTC_SECOND))
         .then(values.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%SZ", strict=False))
         .dt.replace_time_zone("UTC")
     ).to_series()

@@ -155,15 +155,15 @@ def write_batches(
             stop.set()
             raise
 
-    if workers == 1:
-        write(conn, 0)  # in this thread: Ctrl-C lands between two batches
-    else:
-        with ThreadPoolExecutor(workers, thread_name_prefix="hrcore-writer") as pool:
-            futures = [pool.submit(writer, k) for k in range(workers)]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:  # an error, or Ctrl-C while waiting: all stop at a boundary
-                stop.set()
-                raise
+    # even one writer runs in a thread of its own: this thread only waits, so Ctrl-C
+    # reaches Python here (not the driver, which would cancel the batch in flight) and
+    # the writers stop after the batch they are in
+    with ThreadPoolExecutor(workers, thread_name_prefix="hrcore-writer") as pool:
+        futures = [pool.submit(writer, k) for k in range(workers)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:  # an error, or Ctrl-C while waiting: all stop at a boundary
+            stop.set()
+            raise
     return tally.batches == batches.count

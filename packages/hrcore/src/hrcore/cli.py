@@ -53,8 +53,9 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Errors as one line and an exit code, never a traceback; SIGTERM as Ctrl-C."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    """Errors as one line and an exit code, never a traceback; SIGTERM as Ctrl-C (and Ctrl-C
+    honoured even when the shell that started us ignores it)."""
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     except hrcore.UsageError as exc:
@@ -71,7 +72,8 @@ def _errors() -> Iterator[None]:
         text = hrcore.redact(" ".join(str(exc).split())) or type(exc).__name__
         _fail(f"unexpected {type(exc).__name__}: {text}", 1)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

