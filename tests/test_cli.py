@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -281,3 +282,52 @@ def test_backup_and_restore_from_the_command_line(small_company: str, tmp_path: 
     refused = run("restore", "jobs", "--from", backups[2]["uri"], *db)
     assert refused.exit_code == 1
     assert "not an AVRO backup of table jobs" in refused.stderr
+
+
+def test_a_file_source_loads_only_its_table(db: str, tmp_path: Path) -> None:
+    write(tmp_path, "departments.csv", "1,Sales\n")
+    write(tmp_path, "jobs.csv", "1,Analyst\n")
+    source = str(tmp_path / "departments.csv")
+    result = run("load", "--source", source, "--database-url", db, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert [x["table"] for x in json.loads(result.stdout)["loads"]] == ["departments"]
+    assert query(db, "SELECT count(*) FROM jobs") == [(0,)]
+    refused = run("load", "jobs", "--source", source, "--database-url", db)
+    assert refused.exit_code == 2
+    assert "is the file of departments, not of jobs" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["load", "--source", "x" * 5000],
+        ["load", "--source", "s3://bucket/" + "k" * 5000],
+        ["backup", "jobs", "--to", "/tmp/" + "d" * 5000],
+        ["restore", "jobs", "--from", "s3://b/" + "k" * 5000 + ".avro"],
+    ],
+)
+def test_a_location_too_long_is_a_usage_error(db: str, args: list[str]) -> None:
+    result = run(*args, "--database-url", db)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: a location may be at most 1024 bytes long")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_backup_to_a_missing_bucket_or_a_dead_s3_is_one_line_and_exit_1(
+    small_company: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = run("backup", "jobs", "--to", "s3://no-such-bucket/", "--database-url", small_company)
+    assert missing.exit_code == 1
+    assert missing.stderr.startswith("error: cannot write s3://no-such-bucket/jobs-")
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    dead = run("backup", "jobs", "--to", "s3://bucket/", "--database-url", small_company)
+    assert dead.exit_code == 1
+    assert dead.stderr.startswith("error: cannot write s3://bucket/jobs-")
+    assert "Traceback" not in dead.output
+    assert len(dead.stderr.strip().splitlines()) == 1
