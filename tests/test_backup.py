@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -344,3 +345,17 @@ def test_a_load_waits_for_a_running_restore_and_applies_over_it(
 def before_rows(uri: str) -> list[tuple[Any, ...]]:
     with open(uri, "rb") as f:
         return [tuple(r.values()) for r in fastavro.reader(f)]  # type: ignore[union-attr]
+
+
+def test_listing_backups_on_an_unreachable_s3_is_an_error_not_an_empty_list(
+    s3_endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert hrcore.list_backups("jobs", location=f"s3://{bucket}/backups/") == []
+    with pytest.raises(hrcore.SourceNotFoundError, match="no such bucket"):
+        hrcore.list_backups("jobs", location="s3://no-such-bucket/backups/")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    with pytest.raises(hrcore.SourceUnavailableError, match="cannot list"):
+        hrcore.list_backups("jobs", location=f"s3://{bucket}/backups/")
