@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
@@ -17,6 +18,7 @@ from hrcore import _embedded
 from hrcore._db import connect, execute
 from moto.server import ThreadedMotoServer
 
+T = TypeVar("T")
 DATA_TABLES = ("hired_employees", "jobs", "departments")
 LEDGER_TABLES = ("rejected_rows", "load_batches", "load_runs")
 
@@ -62,6 +64,27 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout:g} s: {what}")
         time.sleep(0.02)
+
+
+class InThread(Generic[T]):
+    """Work run in a thread of its own, started at once. :meth:`outcome` is what it
+    returned or the exception it raised; it fails the test if the work still runs."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self._done: list[T | BaseException] = []
+        self._thread = threading.Thread(target=self._run, args=(work,), daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable[[], T]) -> None:
+        try:
+            self._done.append(work())
+        except BaseException as exc:
+            self._done.append(exc)
+
+    def outcome(self, timeout: float = 60.0) -> T | BaseException:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"still running after {timeout:g} s: a hang"
+        return self._done[0]
 
 
 def query(url: str, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:

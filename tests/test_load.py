@@ -10,7 +10,7 @@ import hrcore
 import pytest
 from hrcore._db import connect, execute
 
-from tests.conftest import query, upload, wait_until, write
+from tests.conftest import InThread, query, upload, wait_until, write
 
 
 def employees(ids: range, name: str = "N") -> str:
@@ -431,19 +431,8 @@ def test_a_progress_callback_that_raises_fails_the_load_at_once(
 
     content = employees(range(1, 200_001))
     path = write(tmp_path, "hired_employees.csv", content)
-    failures: list[BaseException] = []
+    failure = InThread(lambda: hrcore.load(path, database_url=refs, progress=boom)).outcome()
 
-    def load() -> None:
-        try:
-            hrcore.load(path, database_url=refs, progress=boom)
-        except BaseException as exc:
-            failures.append(exc)
-
-    loader = threading.Thread(target=load)
-    loader.start()
-    loader.join(60)
-    assert not loader.is_alive(), "the load hung"
-    [failure] = failures
     assert isinstance(failure, hrcore.LoadFailedError)
     assert "the callback broke" in str(failure)
     assert failure.report.status == "failed"
