@@ -331,3 +331,19 @@ def test_a_backup_to_a_missing_bucket_or_a_dead_s3_is_one_line_and_exit_1(
     assert dead.stderr.startswith("error: cannot write s3://bucket/jobs-")
     assert "Traceback" not in dead.output
     assert len(dead.stderr.strip().splitlines()) == 1
+
+
+def test_a_reload_of_the_same_files_is_skipped_and_verify_reads_them(
+    db: str, tmp_path: Path
+) -> None:
+    assert run("sample", "--out", str(tmp_path), "--rows", "500").exit_code == 0
+    first = run("load", "--source", str(tmp_path), "--database-url", db, "--json")
+    again = run("load", "--source", str(tmp_path), "--database-url", db, "--json")
+    verified = run("load", "--source", str(tmp_path), "--database-url", db, "--json", "--verify")
+
+    loads = [json.loads(r.stdout)["loads"] for r in (first, again, verified)]
+    assert [x["status"] for x in loads[1]] == ["skipped"] * 3
+    assert [x["same_as"] for x in loads[1]] == [x["load_id"] for x in loads[0]]
+    assert [x["rows_read"] for x in loads[1]] == [x["rows_read"] for x in loads[0]]
+    assert [x["status"] for x in loads[2]] == ["succeeded"] * 3
+    assert [x["rows_inserted"] + x["rows_updated"] for x in loads[2]] == [0, 0, 0]

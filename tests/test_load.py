@@ -441,3 +441,60 @@ def test_a_progress_callback_that_raises_fails_the_load_at_once(
     ]
     rerun = hrcore.load(path, database_url=refs)
     assert rerun.rows_inserted + rerun.rows_unchanged == 200_000
+
+
+def test_a_reload_of_the_same_content_is_skipped_unless_verified(refs: str, tmp_path: Path) -> None:
+    path = write(tmp_path, "hired_employees.csv", employees(range(1, 2001)) + "9,,x,1,1\n")
+    first = hrcore.load(path, database_url=refs)
+    before = query(refs, "SELECT * FROM hired_employees ORDER BY id")
+
+    again = hrcore.load(path, database_url=refs)
+
+    assert (again.status, again.same_as, again.batches) == ("skipped", first.load_id, 0)
+    assert (again.rows_read, again.rows_unchanged, again.rows_rejected) == (2001, 2000, 1)
+    assert again.rejections == first.rejections == {"missing_field": 1, "bad_datetime": 1}
+    assert reconciles(again)
+    assert hrcore.get_load(again.load_id, database_url=refs) == again.__class__(
+        **{**again.to_dict(), "seconds": hrcore.get_load(again.load_id, database_url=refs).seconds}
+    )
+    verified = hrcore.load(path, database_url=refs, verify=True)
+    assert (verified.status, verified.rows_unchanged, verified.rows_rejected) == (
+        "succeeded",
+        2000,
+        1,
+    )
+    assert query(refs, "SELECT * FROM hired_employees ORDER BY id") == before
+    assert query(refs, "SELECT count(*) FROM pg_tables WHERE schemaname = 'hrcore_staging'") == [
+        (0,)
+    ]
+
+
+@pytest.mark.parametrize("between", ["departments", "restore", "other_file", "api_rows"])
+def test_a_reload_is_not_skipped_when_something_changed_the_table_or_its_references(
+    refs: str, tmp_path: Path, between: str
+) -> None:
+    path = write(
+        tmp_path, "hired_employees.csv", employees(range(1, 11)) + "11,K,2021-01-01T00:00:00Z,4,1\n"
+    )
+    first = hrcore.load(path, database_url=refs)
+    assert first.rejections == {"unknown_department": 1}
+    if between == "departments":  # department 4 now exists: row 11 passes
+        (tmp_path / "more").mkdir()
+        hrcore.load(write(tmp_path / "more", "departments.csv", "4,New\n"), database_url=refs)
+    elif between == "restore":
+        saved = hrcore.backup("hired_employees", to=tmp_path / "b", database_url=refs)
+        hrcore.restore("hired_employees", from_=saved.uri, database_url=refs)
+    elif between == "other_file":
+        (tmp_path / "other").mkdir()
+        other = write(tmp_path / "other", "hired_employees.csv", employees(range(1, 3), name="X"))
+        hrcore.load(other, database_url=refs)
+    else:
+        row = {"id": 1, "name": "Y", "datetime": "2021-01-01T00:00:00Z", "department_id": 1}
+        hrcore.load_rows("employees", [{**row, "job_id": 1}], database_url=refs)
+
+    again = hrcore.load(path, database_url=refs)
+
+    assert again.status == "succeeded"
+    assert query(refs, "SELECT name FROM hired_employees WHERE id = 1") == [("N1",)]
+    if between == "departments":
+        assert (again.rows_inserted, again.rows_rejected) == (1, 0)

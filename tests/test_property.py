@@ -553,9 +553,11 @@ def test_loading_the_same_file_again_changes_nothing(
     first = hrcore.load(path, database_url=refs, batch_size=batch_size)
     table = _table(refs)
 
-    again = hrcore.load(path, database_url=refs, batch_size=batch_size)
+    again = hrcore.load(path, database_url=refs, batch_size=batch_size, verify=True)
+    skipped = hrcore.load(path, database_url=refs, batch_size=batch_size)
 
-    assert (first.status, again.status) == ("succeeded", "succeeded")
+    assert (first.status, again.status, skipped.status) == ("succeeded", "succeeded", "skipped")
+    assert _counts(skipped) == _counts(again)
     assert first.rows_read == first.rows_inserted + first.rows_rejected
     assert _counts(again) == {
         "read": first.rows_read,

@@ -197,12 +197,15 @@ def test_a_real_replacement_character_is_data_not_an_encoding_error(
     assert query(refs, "SELECT name FROM hired_employees") == [("Ann \ufffd",)]
 
 
-def test_an_utf16_file_is_a_clear_error_and_starts_no_load(refs: str, tmp_path: Path) -> None:
+def test_an_utf16_file_is_a_clear_error_and_loads_nothing(refs: str, tmp_path: Path) -> None:
     with pytest.raises(hrcore.SourceFormatError, match="UTF-16"):
         load_employees(refs, tmp_path, (GOOD + "\n").encode("utf-16"))
-    assert query(refs, "SELECT count(*) FROM load_runs WHERE table_name = 'hired_employees'") == [
-        (0,)
-    ]
+    assert query(
+        refs,
+        "SELECT status, rows_read, error LIKE '%UTF-16%' FROM load_runs "
+        "WHERE table_name = 'hired_employees'",
+    ) == [("failed", 0, True)]
+    assert query(refs, "SELECT count(*) FROM hired_employees") == [(0,)]
 
 
 def test_an_over_long_line_is_rejected_and_the_rest_loads(refs: str, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -26,9 +27,9 @@ import msgspec
 import polars as pl
 import pyarrow as pa
 
-from hrcore import _db, _locks, _storage
+from hrcore import _db, _ledger, _locks, _storage
 from hrcore._db import Connection, Limits, connect, execute, first_line, scalar
-from hrcore._errors import DatabaseError, RestoreError, SourceNotFoundError
+from hrcore._errors import DatabaseError, HrcoreError, RestoreError, SourceNotFoundError
 from hrcore._pipeline import reference_ids
 from hrcore._schema import ensure_schema
 from hrcore._specs import TABLES, TableSpec, get_table
@@ -235,20 +236,32 @@ def _broken_rows(spec: TableSpec, bad: pl.DataFrame) -> str:
     return f"rows that break the rules of {spec.name}: {shown}{more}"
 
 
-def _replace_sql(spec: TableSpec) -> list[str]:
+def _replace_sql(spec: TableSpec, load_id: int) -> str:
+    """The delete and the upsert as one statement (one snapshot), with its counts
+    written to the ledger in the same transaction."""
     cols = ", ".join(spec.column_names)
     values = spec.value_columns
     assignments = ", ".join(f"{c} = excluded.{c}" for c in values)
     current = ", ".join(f"t.{c}" for c in values)
     incoming = ", ".join(f"excluded.{c}" for c in values)
-    return [
-        "SET CONSTRAINTS ALL DEFERRED",
-        f"""DELETE FROM {spec.name} AS t
-            WHERE NOT EXISTS (SELECT FROM hrcore_restore AS r WHERE r.{spec.key} = t.{spec.key})""",
-        f"""INSERT INTO {spec.name} AS t ({cols}) SELECT {cols} FROM hrcore_restore
-            ON CONFLICT ({spec.key}) DO UPDATE SET {assignments}
-            WHERE ({current}, NULL) IS DISTINCT FROM ({incoming}, NULL)""",
-    ]
+    return f"""
+WITH deleted AS (
+    DELETE FROM {spec.name} AS t
+    WHERE NOT EXISTS (SELECT FROM hrcore_restore AS r WHERE r.{spec.key} = t.{spec.key})
+    RETURNING 1
+), written AS (
+    INSERT INTO {spec.name} AS t ({cols}) SELECT {cols} FROM hrcore_restore
+    ON CONFLICT ({spec.key}) DO UPDATE SET {assignments}
+    WHERE ({current}, NULL) IS DISTINCT FROM ({incoming}, NULL)
+    RETURNING (xmax = 0) AS inserted
+)
+INSERT INTO load_batches
+    (load_id, batch, rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected)
+SELECT {load_id:d}, 0, (SELECT count(*) FROM hrcore_restore),
+    (SELECT count(*) FROM written WHERE inserted),
+    (SELECT count(*) FROM written WHERE NOT inserted),
+    (SELECT count(*) FROM hrcore_restore) - (SELECT count(*) FROM written), 0
+RETURNING (SELECT count(*) FROM deleted)"""
 
 
 def restore(
@@ -278,28 +291,45 @@ def restore(
         except Exception as exc:
             raise _storage.storage_error(exc, f"cannot read {uri}") from exc
         promised = _check_header(spec, reader, uri)
-        # a connection of its own, closed at the end: an error rolls everything back
-        # and lets the table's lock go with it
-        with connect(url, pooled=False) as conn:
-            ensure_schema(conn, url)
-            _locks.hold_for_restore(conn, spec.name, limits.lock_timeout)
-            execute(conn, "BEGIN")
-            # no other writer between the delete and the upsert; readers go on
-            execute(conn, f"LOCK TABLE {spec.name} IN EXCLUSIVE MODE")
-            checked = _Checked(spec, iter(reader), reference_ids(conn, spec))
-            _copy_into_temporary(conn, spec, checked, uri)
-            if checked.rows != promised:
-                raise RestoreError(
-                    f"{uri} holds {checked.rows} rows but says {promised}: it is not complete "
-                    "(nothing was changed)"
-                )
-            try:
-                for statement in _replace_sql(spec):
-                    execute(conn, statement)
-                execute(conn, "COMMIT")
-            except DatabaseError as exc:
-                raise RestoreError(_explain(spec, uri, exc)) from exc
+        load_id: int | None = None
+        try:
+            # a connection of its own, closed at the end: an error rolls everything
+            # back and lets the table's lock go with it
+            with connect(url, pooled=False) as conn:
+                ensure_schema(conn, url)
+                _locks.hold_for_restore(conn, spec.name, limits.lock_timeout)
+                load_id = _ledger.start(conn, spec.name, uri, None, 0, kind="restore")
+                _replace(conn, spec, reader, uri, promised, load_id)
+                _ledger.finish(conn, load_id, staged=False)
+        except BaseException as exc:
+            if load_id is not None:  # the ledger says it failed, on a fresh connection
+                with suppress(HrcoreError):
+                    _ledger.stop(url, load_id, "failed", _db.first_line(exc), staged=False)
+            raise
     return Backup(table=spec.name, uri=uri, rows=promised)
+
+
+def _replace(
+    conn: Connection, spec: TableSpec, reader: Any, uri: str, promised: int, load_id: int
+) -> None:
+    """The restore's transaction: the table locked against writers, the file checked
+    and copied, then the table made equal to it."""
+    execute(conn, "BEGIN")
+    # no other writer between the delete and the upsert; readers go on
+    execute(conn, f"LOCK TABLE {spec.name} IN EXCLUSIVE MODE")
+    checked = _Checked(spec, iter(reader), reference_ids(conn, spec))
+    _copy_into_temporary(conn, spec, checked, uri)
+    if checked.rows != promised:
+        raise RestoreError(
+            f"{uri} holds {checked.rows} rows but says {promised}: it is not complete "
+            "(nothing was changed)"
+        )
+    try:
+        execute(conn, "SET CONSTRAINTS ALL DEFERRED")
+        execute(conn, _replace_sql(spec, load_id))
+        execute(conn, "COMMIT")
+    except DatabaseError as exc:
+        raise RestoreError(_explain(spec, uri, exc)) from exc
 
 
 def _copy_into_temporary(conn: Connection, spec: TableSpec, checked: _Checked, uri: str) -> None:

@@ -7,8 +7,9 @@ import msgspec
 
 from hrcore._db import Connection, connect, execute, scalar
 from hrcore._errors import NotFoundError
-from hrcore._report import LoadReport
+from hrcore._report import Kind, LoadReport
 from hrcore._schema import STAGING_SCHEMA
+from hrcore._specs import TableSpec
 
 COUNTS = ("rows_read", "rows_inserted", "rows_updated", "rows_unchanged", "rows_rejected")
 # each load_runs count as the sum over the load's committed batches (r: the load_runs row)
@@ -63,15 +64,61 @@ def reap_stale(conn: Connection) -> list[int]:
     return [load_id for (load_id,) in stale]
 
 
-def start(conn: Connection, table: str, source: str, identity: str | None, batch_size: int) -> int:
+def start(
+    conn: Connection,
+    table: str,
+    source: str,
+    identity: str | None,
+    batch_size: int,
+    *,
+    kind: Kind = "load",
+) -> int:
     """Open a ``running`` ledger entry owned by this session; return its id."""
     load_id = scalar(
         conn,
-        """INSERT INTO load_runs (table_name, source, object_identity, batch_size, owner_pid)
-           VALUES ($1, $2, $3, $4, pg_backend_pid()) RETURNING id""",
-        (table, source, identity, batch_size),
+        """INSERT INTO load_runs (table_name, source, object_identity, batch_size, owner_pid, kind)
+           VALUES ($1, $2, $3, $4, pg_backend_pid(), $5) RETURNING id""",
+        (table, source, identity, batch_size, kind),
     )
     return int(load_id)
+
+
+def same_work(conn: Connection, load_id: int, spec: TableSpec, identity: str) -> int | None:
+    """The load whose work ``load_id`` would only repeat, if there is one.
+
+    That is the table's last load or restore (skipped loads aside), if it
+    succeeded with the same source and content identity, no load or restore of a
+    table it references came after it (a row rejected then might pass now), and
+    no other load of these tables runs now.
+    """
+    tables = ", ".join(
+        f"'{name}'" for name in [spec.name, *(c.references for c in spec.references)] if name
+    )
+    found = scalar(
+        conn,
+        f"""WITH latest AS (
+                SELECT * FROM load_runs WHERE table_name IN ({tables})
+                AND status <> 'skipped' AND id <> $1 ORDER BY id DESC LIMIT 1)
+            SELECT l.id FROM latest l, load_runs me
+            WHERE me.id = $1 AND l.table_name = me.table_name AND l.kind = 'load'
+            AND l.status = 'succeeded' AND l.source = me.source AND l.object_identity = $2
+            AND NOT EXISTS (SELECT FROM load_runs r WHERE r.table_name IN ({tables})
+                            AND r.status = 'running' AND r.id <> $1)""",
+        (load_id, identity),
+    )
+    return None if found is None else int(found)
+
+
+def skip(conn: Connection, load_id: int, same_as: int) -> None:
+    """Close a load as ``skipped``: every row it would read is as ``same_as`` left it."""
+    execute(
+        conn,
+        """UPDATE load_runs r SET status = 'skipped', finished_at = now(), same_as = s.id,
+               rows_read = s.rows_read, rows_unchanged = s.rows_read - s.rows_rejected,
+               rows_rejected = s.rows_rejected
+           FROM load_runs s WHERE r.id = $1 AND s.id = $2""",
+        (load_id, same_as),
+    )
 
 
 def finish(conn: Connection, load_id: int, *, staged: bool = True) -> None:
@@ -96,19 +143,20 @@ def report(conn: Connection, load_id: int) -> LoadReport:
     rows = execute(
         conn,
         f"""SELECT table_name, source, status, {live}, error,
-                   extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8
+                   extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8,
+                   kind, same_as
             FROM load_runs AS r WHERE id = $1""",
         (load_id,),
     )
     if not rows:
         raise NotFoundError(f"no load with id {load_id}")
-    table, source, status, read, ins, upd, unch, rej, batches, error, seconds = rows[0]
+    table, source, status, read, ins, upd, unch, rej, batches, error, seconds, kind, same = rows[0]
     reasons = (
         execute(
             conn,
             """SELECT reason, count(*) FROM rejected_rows, unnest(reasons) AS reason
                WHERE load_id = $1 GROUP BY reason ORDER BY reason""",
-            (load_id,),
+            (same if same is not None else load_id,),  # a skipped load: the one it repeats
         )
         if rej
         else []
@@ -127,6 +175,8 @@ def report(conn: Connection, load_id: int) -> LoadReport:
         seconds=round(float(seconds), 3),
         rejections={reason: int(n) for reason, n in reasons},
         error=error,
+        kind=kind,
+        same_as=same,
     )
 
 

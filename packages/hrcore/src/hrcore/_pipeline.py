@@ -13,11 +13,10 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import polars as pl
 
@@ -27,6 +26,7 @@ from hrcore._errors import (
     HrcoreError,
     LoadCancelledError,
     LoadFailedError,
+    SourceFormatError,
     UsageError,
 )
 from hrcore._lines import RowReader, check_utf8_csv
@@ -116,6 +116,7 @@ def load(
     writers: int = WRITERS,
     lock_timeout: float | None = None,
     cancel: threading.Event | None = None,
+    verify: bool = False,
 ) -> LoadReport:
     """Load one CSV file into its table: validated, upserted by id, one transaction per batch.
 
@@ -127,6 +128,11 @@ def load(
     ``cancel`` (or Ctrl-C) stops the load at the next batch boundary. Raises
     :class:`LoadFailedError` (with the partial report) when the load stops before
     the end, :class:`LoadCancelledError` when it was cancelled.
+
+    When the file's identity (S3 ETag, or size and mtime) is that of the table's
+    last load, and nothing changed the table or its references since, the load is
+    recorded ``skipped`` and returns at once; ``verify=True`` reads and compares
+    anyway.
     """
     batch_size = check_batch_size(batch_size)
     writers = check_writers(writers)
@@ -134,13 +140,11 @@ def load(
     location = _storage.check_location(_storage.default_source() if source is None else source)
     spec = _spec_for(location, table)
     found = _storage.resolve(location, spec)
-    blocks = _storage.read_blocks(found.uri)
+    blocks = _storage.read_blocks(found.uri)  # opened at the first block, if ever
     try:
-        first = next(blocks, b"")
-        check_utf8_csv(first, found.uri)
         return run(
             spec,
-            RowReader().rows(itertools.chain([first], blocks)),
+            RowReader().rows(_utf8_checked(blocks, found.uri)),
             source=found.uri,
             identity=found.identity,
             batch_size=batch_size,
@@ -149,9 +153,18 @@ def load(
             writers=writers,
             limits=limits,
             cancel=cancel,
+            verify=verify,
         )
     finally:
         blocks.close()
+
+
+def _utf8_checked(blocks: Iterator[bytes], uri: str) -> Iterator[bytes]:
+    """The blocks, once the first has shown the file is not UTF-16."""
+    first = next(blocks, b"")
+    check_utf8_csv(first, uri)
+    yield first
+    yield from blocks
 
 
 def load_all(
@@ -164,6 +177,7 @@ def load_all(
     writers: int = WRITERS,
     lock_timeout: float | None = None,
     cancel: threading.Event | None = None,
+    verify: bool = False,
 ) -> list[LoadReport]:
     """Load the tables' files from a folder or prefix, referenced tables first; from a
     file, only the table it is for (see :func:`tables_for`)."""
@@ -178,6 +192,7 @@ def load_all(
             writers=writers,
             lock_timeout=lock_timeout,
             cancel=cancel,
+            verify=verify,
         )
         for name in tables_for(source, tables)
     ]
@@ -211,13 +226,15 @@ def run(
     limits: Limits | None = None,
     cancel: threading.Event | None = None,
     session: bool = False,
+    verify: bool = False,
 ) -> LoadReport:
     """Stage ``rows`` (chunks of ``line``, ``text``...), then commit them batch by batch.
 
     A load with an ``identity`` (a file) has that file to itself, so two loaders of
-    the same file take turns. ``session`` stages in the connection's own temporary
-    table, kept for the next such load, on a pooled connection: the short path of
-    the API's requests.
+    the same file take turns; and it is ``skipped`` when the table is as the last
+    load of the same content left it (unless ``verify``). ``session`` stages in the
+    connection's own temporary table, kept for the next such load, on a pooled
+    connection: the short path of the API's requests.
     """
     limits = limits or Limits.from_env()
     started = time.perf_counter()
@@ -238,6 +255,17 @@ def run(
                 conn, spec, source if identity is not None else None, limits.lock_timeout
             )
             load_id = _ledger.start(conn, spec.name, source, identity, batch_size)
+            same = (
+                _ledger.same_work(conn, load_id, spec, identity)
+                if identity is not None and not verify
+                else None
+            )
+            if same is not None:  # the table is as that load left it: nothing to do
+                _ledger.skip(conn, load_id, same)
+                report = _ledger.report(conn, load_id)
+                _locks.release_all(conn)
+                report.seconds = round(time.perf_counter() - started, 3)
+                return report
             staged = session_stage_table(spec) if session else stage_table(load_id)
             stager = Stager(
                 spec, rows, reference_ids(conn, spec), batch_size, progress, should_stop
@@ -261,7 +289,10 @@ def run(
     except BaseException as exc:
         if load_id is None:
             raise
-        raise _stopped(exc, spec, source, load_id, url, tally, started, session) from exc
+        stopped = _stopped(exc, spec, source, load_id, url, tally, started, session)
+        if isinstance(exc, SourceFormatError):  # the ledger says so; the caller gets it as is
+            raise
+        raise stopped from exc
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

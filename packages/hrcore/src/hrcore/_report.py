@@ -6,7 +6,8 @@ from typing import Literal, get_args
 
 import msgspec
 
-Status = Literal["running", "succeeded", "failed", "cancelled"]
+Status = Literal["running", "succeeded", "failed", "cancelled", "skipped"]
+Kind = Literal["load", "restore"]
 STATUSES: tuple[str, ...] = get_args(Status)
 
 
@@ -29,6 +30,8 @@ class LoadReport(msgspec.Struct, kw_only=True):
     rows_rejected: int = 0
     batches: int = 0
     seconds: float = 0.0
+    kind: Kind = "load"
+    same_as: int | None = None  # a skipped load: the load whose work it would repeat
     rejections: dict[str, int] = msgspec.field(default_factory=dict)
     error: str | None = None
 

@@ -48,6 +48,11 @@ LEDGER_DDL = (
     PRIMARY KEY (load_id, batch)
 )""",
     "CREATE SCHEMA IF NOT EXISTS hrcore_staging",
+    # added by later versions (a ledger made before them gets them here)
+    "ALTER TABLE load_runs ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'load'",
+    "ALTER TABLE load_runs ADD COLUMN IF NOT EXISTS same_as bigint",
+    """CREATE INDEX IF NOT EXISTS load_runs_table ON load_runs (table_name, id DESC)
+    WHERE status <> 'skipped'""",
     "CREATE INDEX IF NOT EXISTS load_runs_status ON load_runs (status) WHERE status = 'running'",
 )
 

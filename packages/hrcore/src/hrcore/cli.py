@@ -30,7 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _stderr = Console(stderr=True)
 _REPORT_FIELDS = (
     "table", "source", "load_id", "status", "rows_read", "rows_inserted", "rows_updated",
-    "rows_unchanged", "rows_rejected", "batches", "seconds", "rejections", "error",
+    "rows_unchanged", "rows_rejected", "batches", "seconds", "rejections", "error", "same_as",
 )  # fmt: skip
 
 
@@ -173,6 +173,11 @@ def _lock_timeout_option(f: F) -> F:
     help="Connections writing batches side by side, 1 to 16.",
 )
 @_lock_timeout_option
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Read and compare a file even when the table is as its last load of it left it.",
+)
 @_database_option
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON on stdout.")
 @click.option("--silent", is_flag=True, help="No progress bar.")
@@ -182,11 +187,15 @@ def load(
     batch_size: int,
     writers: int,
     lock_timeout: float | None,
+    verify: bool,
     database_url: str | None,
     as_json: bool,
     silent: bool,
 ) -> None:
-    """Load TABLE(s) from CSV (all three, referenced tables first, when none is named)."""
+    """Load TABLE(s) from CSV (all three, referenced tables first, when none is named).
+
+    A file whose content is that of the table's last load is skipped (--verify reads it).
+    """
     reports: list[hrcore.LoadReport] = []
     failed: tuple[str, int] | None = None
     with _errors():
@@ -200,7 +209,8 @@ def load(
                     reports.append(
                         hrcore.load(location, table=name, batch_size=batch_size,
                                     database_url=database_url, progress=progress,
-                                    writers=writers, lock_timeout=lock_timeout)
+                                    writers=writers, lock_timeout=lock_timeout,
+                                    verify=verify)
                     )  # fmt: skip
                 except hrcore.LoadFailedError as exc:
                     reports.append(exc.report)
