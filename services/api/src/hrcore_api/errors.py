@@ -62,6 +62,13 @@ def clean(text: str, database_url: str | None) -> str:
     return _QUOTED_SQL.sub("", hrcore.redact(text, database_url)).strip()
 
 
+def _problems(extra: Any) -> str:
+    """Litestar's validation problems as ``name: message; ...`` (not a list's repr)."""
+    if isinstance(extra, list) and all(isinstance(p, dict) for p in extra):
+        return "; ".join(f"{p.get('key', '?')}: {p.get('message', '')}" for p in extra)
+    return str(extra)
+
+
 def error_handlers(database_url: str | None) -> ExceptionHandlersMap:
     """The app's exception handlers; details are cleaned with ``database_url``'s password."""
 
@@ -74,7 +81,7 @@ def error_handlers(database_url: str | None) -> ExceptionHandlersMap:
     def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
         detail = exc.detail
         if isinstance(exc, ValidationException) and exc.extra:
-            detail = f"{detail}: {exc.extra}"
+            detail = f"{detail}: {_problems(exc.extra)}"
         name = _HTTP_NAMES.get(exc.status_code, "error")
         return error(exc.status_code, name, clean(str(detail), database_url), headers=exc.headers)
 

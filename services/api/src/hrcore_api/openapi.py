@@ -11,7 +11,7 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
-from hrcore_api.types import MAX_LOCATION, ErrorBody
+from hrcore_api.types import KEY_PATTERN, MAX_LOCATION, ErrorBody
 
 _EXAMPLES: dict[str, dict[str, Any]] = {
     "departments": {"id": 1, "department": "Supply Chain"},
@@ -26,7 +26,7 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
 }
 _VALUE = Schema(
     one_of=[
-        Schema(type=OpenAPIType.INTEGER),
+        Schema(type=OpenAPIType.NUMBER),  # an id of 1.5 is a rejected row, not a 400
         Schema(type=OpenAPIType.STRING),
         Schema(type=OpenAPIType.NULL),
     ]
@@ -99,16 +99,25 @@ def rows_operation(spec: TableSpec) -> type[Operation]:
     )
 
 
-def batch_operation(spec: TableSpec) -> type[Operation]:
-    """``POST /{table}/batch``: an optional body naming the file and the batch size."""
+def batch_operation(spec: TableSpec, max_key: int) -> type[Operation]:
+    """``POST /{table}/batch``: an optional body naming the file and the batch size.
+
+    ``max_key``: the bytes a key may have, what the source's own name leaves of the
+    1024 bytes a location may have.
+    """
     options = Schema(
         type=OpenAPIType.OBJECT,
         properties={
             "key": Schema(
                 type=OpenAPIType.STRING,
                 min_length=1,
-                max_length=MAX_LOCATION,
-                description="file inside the configured source",
+                max_length=max_key,
+                pattern=KEY_PATTERN,
+                description=(
+                    "file inside the configured source: a relative name (no '..' part,"
+                    f" no leading '/', no scheme), at most {max_key} bytes of UTF-8; a file"
+                    " named for another table (departments.csv for /jobs/batch) is a 400"
+                ),
             ),
             "batch_size": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_BATCH_SIZE),
         },

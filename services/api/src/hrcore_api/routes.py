@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import posixpath
 import threading
 from functools import partial
 from typing import Annotated, Any
@@ -21,6 +20,7 @@ from hrcore_api.openapi import RESTORE_OPERATION, batch_operation, errors, rows_
 from hrcore_api.security import PUBLIC
 from hrcore_api.settings import Settings
 from hrcore_api.types import (
+    MAX_LOCATION,
     TABLE_PATHS,
     BatchRequest,
     Items,
@@ -37,7 +37,11 @@ Limit = Annotated[
     int, QueryParameter(ge=1, le=hrcore.MAX_BATCH_SIZE, description="page size, 1 to 1000")
 ]
 Year = Annotated[int, QueryParameter(ge=1, le=9999, description="year of hire (UTC), 1 to 9999")]
-BIGGEST = 2**63 - 1  # PostgreSQL bigint
+# ids and cursors up to 2**53 - 1: the largest integer every JSON reader keeps exact
+# (RFC 7493 I-JSON); tools that read the document's bounds as floats (schemathesis,
+# JavaScript) cannot tell 2**63 - 1 from 2**63 + 191. Rows have integer ids, and no
+# load id comes near it
+BIGGEST = 2**53 - 1
 # gt=-1 rather than ge=0: Litestar leaves a minimum of 0 out of the OpenAPI document
 After = Annotated[
     int | None, QueryParameter(gt=-1, le=BIGGEST, description="the last id of the previous page")
@@ -206,7 +210,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         def listed_then_restored() -> hrcore.Backup:  # both off the event loop
             known = {f.uri for f in hrcore.list_backups(_table(table), location=settings.backups)}
             if wanted.uri not in known:
-                raise hrcore.UsageError(
+                raise hrcore.NotFoundError(
                     f"{wanted.uri} is not one of the backups of {table} (GET /backups/{table})"
                 )
             return hrcore.restore(_table(table), from_=wanted.uri, database_url=db)
@@ -258,16 +262,15 @@ def table_routes(
     async def load_file(request: Request[Any, Any, Any]) -> hrcore.LoadReport:
         raw = await request.body()
         options = _decode(raw, BatchRequest) if raw.strip() else BatchRequest()
-        key = _safe_key(options.key) if options.key is not None else spec.file_name
-        source = settings.source
-        location = source + key if source.startswith("s3://") else posixpath.join(source, key)
+        key = spec.file_name if options.key is msgspec.UNSET else _safe_key(options.key)
+        location = settings.location(key)
         try:
             report = await anyio.to_thread.run_sync(
                 partial(
                     hrcore.load,
                     location,
                     table=spec.name,
-                    batch_size=options.batch_size,
+                    batch_size=int(options.batch_size),
                     database_url=db,
                     cancel=stopping,
                 )
@@ -313,6 +316,7 @@ def table_routes(
     def get_row(row_id: Id) -> Response[dict[str, Any]]:
         return _json(msgspec.Raw(hrcore.get_row_json(spec.name, row_id, database_url=db)))
 
+    max_key = MAX_LOCATION - len(settings.location("").encode())
     batch_help = 'Optional JSON body: {"key": "exports/x.csv", "batch_size": 1000}.'
     rows_help = (
         f'Fields: {", ".join(spec.column_names)}. JSON {{"rows": [...]}} or text/csv. '
@@ -321,7 +325,7 @@ def table_routes(
     return [
         post(f"/{path}/batch", name=f"{name}_batch", status_code=200,
              summary=f"Load {spec.file_name} from the configured source",
-             description=batch_help, operation_class=batch_operation(spec),
+             description=batch_help, operation_class=batch_operation(spec, max_key),
              responses=errors(400, 401, 404, 409, 413, 422, 503))(load_file),
         post(f"/{path}", name=f"{name}_rows", status_code=200,
              summary=f"Add 1 to 1000 {path} rows", description=rows_help,

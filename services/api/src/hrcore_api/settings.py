@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 
 import msgspec
 from hrcore import SAMPLE_FOLDER
@@ -37,6 +38,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             prefix = f"{self.s3_prefix}/" if self.s3_prefix else ""
             return f"s3://{self.s3_bucket}/{prefix}"
         return str(SAMPLE_FOLDER)
+
+    def location(self, key: str) -> str:
+        """Where the file ``key`` of the source is."""
+        source = self.source
+        return source + key if source.startswith("s3://") else posixpath.join(source, key)
 
     @property
     def backups(self) -> str:
