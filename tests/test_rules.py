@@ -222,3 +222,19 @@ def test_an_over_long_line_is_rejected_and_the_rest_loads(refs: str, tmp_path: P
     assert raw.startswith("2,xxx")
     assert raw.endswith(" ...")
     assert len(raw) < 1100
+
+
+def test_json_rows_take_integral_floats_as_integers_and_refuse_fractions(refs: str) -> None:
+    report = hrcore.load_rows(
+        "employees",
+        [
+            {"id": 7.0, "name": "A", "datetime": "2021-01-01T00:00:00Z", "department_id": 1.0,
+             "job_id": 2},
+            {"id": 8.5, "name": "B", "datetime": "2021-01-01T00:00:00Z", "department_id": 1,
+             "job_id": 2},
+        ],
+        database_url=refs,
+    )  # fmt: skip
+    assert report.inserted == 1
+    assert [(r.index, r.reasons) for r in report.rejected] == [(1, ["bad_integer"])]
+    assert query(refs, "SELECT id, department_id FROM hired_employees") == [(7, 1)]

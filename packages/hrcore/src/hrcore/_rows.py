@@ -44,9 +44,12 @@ class RowsReport(msgspec.Struct, kw_only=True):
 
 
 def _text(value: Any) -> str | None:
-    """A value as a CSV file would hold it; a datetime in ISO 8601 (with its zone, if any)."""
+    """A value as a CSV file would hold it; a datetime in ISO 8601 (with its zone, if any);
+    a float with no fraction (JSON's ``7.0``, as pandas sends ids) as the integer it is."""
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
