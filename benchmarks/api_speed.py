@@ -169,7 +169,7 @@ def postgres_alone(url: str, batches: int, first_id: int, clients: int = CLIENTS
 
     def connection(c: int) -> list[float]:
         latencies = []
-        with connect(url, pooled=False) as conn:
+        with connect(url) as conn:
             for b in range(batches):
                 first = first_id + (c * batches + b) * 1000
                 sent = time.perf_counter()

@@ -4,7 +4,7 @@ report = hrcore.load("s3://bucket/hired_employees.csv", table="hired_employees")
 """
 
 from hrcore._backup import Backup, backup, backup_all, list_backups, restore
-from hrcore._db import ConnectionPool, Limits, connect, database_url, redact
+from hrcore._db import Limits, connect, database_url, redact
 from hrcore._embedded import data_dir as embedded_data_dir
 from hrcore._embedded import start as start_embedded
 from hrcore._embedded import stop as stop_embedded
@@ -33,6 +33,7 @@ from hrcore._pipeline import (
     load_all,
     tables_for,
 )
+from hrcore._pool import ConnectionPool
 from hrcore._queries import (
     get_load,
     get_row,

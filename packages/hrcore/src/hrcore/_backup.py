@@ -114,7 +114,7 @@ def backup(
     spec = get_table(table)
     uri = _file_uri(spec, _storage.check_location(to if to is not None else default_destination()))
     url = _db.database_url(database_url)
-    with connect(url, pooled=False) as conn:  # held for the whole backup: not a pool's
+    with connect(url) as conn:  # held for the whole backup: not a pool's
         ensure_schema(conn, url)
         execute(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         rows = int(scalar(conn, f"SELECT count(*) FROM {spec.name}"))
@@ -295,7 +295,7 @@ def restore(
         try:
             # a connection of its own, closed at the end: an error rolls everything
             # back and lets the table's lock go with it
-            with connect(url, pooled=False) as conn:
+            with connect(url) as conn:
                 ensure_schema(conn, url)
                 _locks.hold_for_restore(conn, spec.name, limits.lock_timeout)
                 load_id = _ledger.start(conn, spec.name, uri, None, 0, kind="restore")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -17,7 +15,10 @@ import polars as pl
 from adbc_driver_manager.dbapi import Connection as Connection
 
 from hrcore import _embedded
-from hrcore._errors import DatabaseError, NotFoundError, UsageError
+from hrcore._errors import DatabaseError, UsageError
+
+if TYPE_CHECKING:
+    from hrcore._pool import ConnectionPool
 
 DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a statement or a load waits for a lock
 DEFAULT_STATEMENT_TIMEOUT = 900.0  # seconds a statement may run
@@ -149,7 +150,7 @@ def _with_connect_timeout(url: str) -> str:
     return url + ("&" if "?" in url else "?") + f"connect_timeout={CONNECT_TIMEOUT}"
 
 
-def _open(url: str, autocommit: bool) -> Connection:
+def open_connection(url: str, autocommit: bool) -> Connection:
     limits = Limits.from_env()
     try:
         conn: Connection = adbc.connect(_with_connect_timeout(url), autocommit=autocommit)
@@ -182,112 +183,20 @@ def _open(url: str, autocommit: bool) -> Connection:
     return conn
 
 
-class ConnectionPool:
-    """At most ``size`` connections to one database, reused from call to call.
-
-    While a pool is open, :func:`connect` to its URL borrows from it instead of
-    opening a connection per call (a server uses one; the CLI does not). When all
-    ``size`` are in use, a borrower waits up to ``timeout`` seconds, then gets a
-    :class:`DatabaseError`. A connection whose block raised is closed, not reused:
-    its state is unknown; unless the error was a :class:`NotFoundError` or a
-    :class:`UsageError`, which say something about the data asked for, not
-    about the connection. One that sat idle for ``ping_after`` seconds is checked
-    with ``SELECT 1`` before it is handed out, and replaced if the check fails.
-    """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        size: int = 8,
-        timeout: float = 30.0,
-        ping_after: float = 30.0,
-    ) -> None:
-        if size < 1:
-            raise ValueError(f"a pool needs at least one connection, not {size}")
-        self.url = database_url(url)
-        self.size, self.timeout, self.ping_after = size, timeout, ping_after
-        self._slots = threading.BoundedSemaphore(size)
-        self._idle: list[tuple[Connection, float]] = []  # with the time each was returned
-        self._lock = threading.Lock()
-        _POOLS[self.url] = self
-
-    def _checkout(self) -> Connection:
-        with self._lock:
-            conn, since = self._idle.pop() if self._idle else (None, 0.0)
-        if conn is not None and time.monotonic() - since >= self.ping_after:
-            try:
-                execute(conn, "SELECT 1")
-            except DatabaseError:  # it died while idle (server restart, idle timeout)
-                conn.close()
-                conn = None
-        return conn if conn is not None else _open(self.url, autocommit=True)
-
-    @contextmanager
-    def connection(self) -> Iterator[Connection]:
-        if not self._slots.acquire(timeout=self.timeout):
-            raise DatabaseError(
-                f"no database connection free within {self.timeout:g} s "
-                f"(all {self.size} of the pool are in use)"
-            )
-        try:
-            conn = self._checkout()
-            try:
-                yield conn
-            except (NotFoundError, UsageError):
-                self._give_back(conn)  # an answer about the data, not about the connection
-                raise
-            except BaseException:
-                conn.close()
-                raise
-            self._give_back(conn)
-        finally:
-            self._slots.release()
-
-    def _give_back(self, conn: Connection) -> None:
-        with self._lock:
-            if _POOLS.get(self.url) is self:
-                self._idle.append((conn, time.monotonic()))
-                return
-        conn.close()
-
-    def close(self) -> None:
-        """Close the idle connections; :func:`connect` opens its own again."""
-        with self._lock:
-            if _POOLS.get(self.url) is self:
-                del _POOLS[self.url]
-            idle, self._idle = self._idle, []
-        for conn, _ in idle:
-            conn.close()
-
-    def __enter__(self) -> ConnectionPool:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-_POOLS: dict[str, ConnectionPool] = {}
-
-
 @contextmanager
 def connect(
-    url: str | None = None, *, autocommit: bool = True, pooled: bool = True
+    url: str | None = None, *, autocommit: bool = True, pool: ConnectionPool | None = None
 ) -> Iterator[Connection]:
     """An ADBC connection for a block; driver errors become :class:`DatabaseError`.
 
-    Borrowed from the open :class:`ConnectionPool` of that URL if there is one
-    (autocommit connections only, and unless ``pooled`` is false: a second
-    connection taken while holding one must not wait on the pool), else opened
-    here and closed on exit.
+    Borrowed from ``pool`` when one is given (autocommit connections only), else
+    opened here (to ``url``) and closed on exit.
     """
-    resolved = database_url(url)
-    pool = _POOLS.get(resolved)
-    if pool is not None and autocommit and pooled:
+    if pool is not None and autocommit:
         with pool.connection() as borrowed:
             yield borrowed
         return
-    conn = _open(resolved, autocommit)
+    conn = open_connection(database_url(url), autocommit)
     try:
         yield conn
     finally:

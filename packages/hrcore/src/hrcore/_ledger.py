@@ -129,7 +129,7 @@ def finish(conn: Connection, load_id: int, *, staged: bool = True) -> None:
 def stop(url: str, load_id: int, status: str, error: str, *, staged: bool) -> LoadReport:
     """Close a load that stopped (``failed`` or ``cancelled``), on a fresh connection:
     the loading one is closed by now, with its locks."""
-    with connect(url, pooled=False) as conn:
+    with connect(url) as conn:
         _close(conn, load_id, status, error, staged=staged)
         return report(conn, load_id)
 

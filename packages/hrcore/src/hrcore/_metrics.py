@@ -10,6 +10,7 @@ import polars as pl
 
 from hrcore._db import Connection, fetch_frame
 from hrcore._errors import UsageError
+from hrcore._pool import ConnectionPool
 from hrcore._schema import ready
 
 MIN_YEAR, MAX_YEAR = 1, 9999
@@ -67,23 +68,27 @@ def _fetch(conn: Connection, sql: str, year: int, schema: dict[str, pl.DataType]
     return frame.cast(schema) if frame.height else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
 
 
-def hires_by_quarter(year: int = 2021, *, database_url: str | None = None) -> pl.DataFrame:
+def hires_by_quarter(
+    year: int = 2021, *, database_url: str | None = None, pool: ConnectionPool | None = None
+) -> pl.DataFrame:
     """Hires of ``year`` per department and job, by UTC quarter.
 
     Columns ``department, job, Q1, Q2, Q3, Q4``; only pairs with a hire that year;
     ordered by department, then job, byte-wise.
     """
     year = check_year(year)
-    with ready(database_url) as conn:
+    with ready(database_url, pool) as conn:
         return _fetch(conn, HIRES_BY_QUARTER_SQL, year, HIRES_BY_QUARTER_SCHEMA)  # type: ignore[arg-type]
 
 
-def departments_above_mean(year: int = 2021, *, database_url: str | None = None) -> pl.DataFrame:
+def departments_above_mean(
+    year: int = 2021, *, database_url: str | None = None, pool: ConnectionPool | None = None
+) -> pl.DataFrame:
     """Departments that hired more in ``year`` than the mean over all departments.
 
     A department with no hire that year counts as 0 in the mean. Columns
     ``id, department, hired``, ordered by hired (most first), then id.
     """
     year = check_year(year)
-    with ready(database_url) as conn:
+    with ready(database_url, pool) as conn:
         return _fetch(conn, DEPARTMENTS_ABOVE_MEAN_SQL, year, DEPARTMENTS_ABOVE_MEAN_SCHEMA)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from hrcore._errors import (
     UsageError,
 )
 from hrcore._lines import RowReader, check_utf8_csv
+from hrcore._pool import ConnectionPool
 from hrcore._report import LoadReport, Status
 from hrcore._schema import ensure_schema
 from hrcore._specs import TABLES, TableSpec, get_table, table_for_file
@@ -227,14 +228,15 @@ def run(
     cancel: threading.Event | None = None,
     session: bool = False,
     verify: bool = False,
+    pool: ConnectionPool | None = None,
 ) -> LoadReport:
     """Stage ``rows`` (chunks of ``line``, ``text``...), then commit them batch by batch.
 
     A load with an ``identity`` (a file) has that file to itself, so two loaders of
     the same file take turns; and it is ``skipped`` when the table is as the last
     load of the same content left it (unless ``verify``). ``session`` stages in the
-    connection's own temporary table, kept for the next such load, on a pooled
-    connection: the short path of the API's requests.
+    connection's own temporary table, kept for the next such load, on a connection
+    of ``pool`` if one is given: the short path of the API's requests.
     """
     limits = limits or Limits.from_env()
     started = time.perf_counter()
@@ -247,7 +249,7 @@ def run(
     try:
         # a file's load may wait for the same file's, then run for minutes: it takes a
         # connection of its own, not one of a server's pool, which reads need
-        with connect(url, pooled=session) as conn:
+        with connect(url, pool=pool if session else None) as conn:
             ensure_schema(conn, url)
             if not session:
                 _ledger.reap_stale(conn)

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from hrcore import _ledger
 from hrcore._db import fetch_frame, small_query
 from hrcore._errors import NotFoundError, UsageError
+from hrcore._pool import ConnectionPool
 from hrcore._report import LoadReport
 from hrcore._schema import ready
 from hrcore._specs import TableSpec, get_table
@@ -26,11 +27,16 @@ def check_limit(limit: int) -> int:
 
 
 def list_rows(
-    table: str, *, limit: int = 100, after: int | None = None, database_url: str | None = None
+    table: str,
+    *,
+    limit: int = 100,
+    after: int | None = None,
+    database_url: str | None = None,
+    pool: ConnectionPool | None = None,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` rows of ``table`` in id order, with ids above ``after``."""
     spec, limit = get_table(table), check_limit(limit)
-    with ready(database_url) as conn:
+    with ready(database_url, pool) as conn:
         frame = fetch_frame(
             conn,
             f"SELECT {', '.join(spec.column_names)} FROM {spec.name} "
@@ -40,10 +46,12 @@ def list_rows(
     return frame.to_dicts()
 
 
-def get_row(table: str, row_id: int, *, database_url: str | None = None) -> dict[str, Any]:
+def get_row(
+    table: str, row_id: int, *, database_url: str | None = None, pool: ConnectionPool | None = None
+) -> dict[str, Any]:
     """One row of ``table`` by id; :class:`NotFoundError` when there is none."""
     spec = get_table(table)
-    with ready(database_url) as conn:
+    with ready(database_url, pool) as conn:
         frame = fetch_frame(
             conn,
             f"SELECT {', '.join(spec.column_names)} FROM {spec.name} WHERE {spec.key} = $1",
@@ -90,7 +98,12 @@ class JsonPage(NamedTuple):
 
 
 def list_rows_json(
-    table: str, *, limit: int = 100, after: int | None = None, database_url: str | None = None
+    table: str,
+    *,
+    limit: int = 100,
+    after: int | None = None,
+    database_url: str | None = None,
+    pool: ConnectionPool | None = None,
 ) -> JsonPage:
     """The page :func:`list_rows` gives, as a JSON array made by PostgreSQL: what a
     server sends on as it is, without a Python object per row."""
@@ -101,19 +114,21 @@ def list_rows_json(
         f"max(r.{spec.key}) FROM (SELECT {_json_columns(spec)} FROM {spec.name} "
         f"WHERE {spec.key} > {start:d} ORDER BY {spec.key} LIMIT {limit:d}) AS r"
     )
-    with ready(database_url) as conn:
+    with ready(database_url, pool) as conn:
         items, count, last = small_query(conn, sql) or ("[]", 0, None)
     return JsonPage(str(items).encode(), int(count), None if last is None else int(last))
 
 
-def get_row_json(table: str, row_id: int, *, database_url: str | None = None) -> bytes:
+def get_row_json(
+    table: str, row_id: int, *, database_url: str | None = None, pool: ConnectionPool | None = None
+) -> bytes:
     """The row :func:`get_row` gives, as a JSON object made by PostgreSQL."""
     spec, key = get_table(table), _row_id(row_id, "id")
     sql = (
         f"SELECT row_to_json(r)::text FROM (SELECT {_json_columns(spec)} "
         f"FROM {spec.name} WHERE {spec.key} = {key:d}) AS r"
     )
-    with ready(database_url) as conn:
+    with ready(database_url, pool) as conn:
         found = small_query(conn, sql)
     if found is None:
         raise NotFoundError(f"no {spec.name} row with id {row_id}")
@@ -121,25 +136,36 @@ def get_row_json(table: str, row_id: int, *, database_url: str | None = None) ->
 
 
 def list_loads(
-    *, limit: int = 100, before: int | None = None, database_url: str | None = None
+    *,
+    limit: int = 100,
+    before: int | None = None,
+    database_url: str | None = None,
+    pool: ConnectionPool | None = None,
 ) -> list[LoadReport]:
     """Loads, newest first, ``limit`` at a time, with ids below ``before``."""
     limit = check_limit(limit)
-    with ready(database_url) as conn:
+    with ready(database_url, pool) as conn:
         return [_ledger.report(conn, i) for i in _ledger.load_ids(conn, limit=limit, before=before)]
 
 
-def get_load(load_id: int, *, database_url: str | None = None) -> LoadReport:
+def get_load(
+    load_id: int, *, database_url: str | None = None, pool: ConnectionPool | None = None
+) -> LoadReport:
     """One load's report; :class:`NotFoundError` when there is none."""
-    with ready(database_url) as conn:
+    with ready(database_url, pool) as conn:
         return _ledger.report(conn, load_id)
 
 
 def list_rejections(
-    load_id: int, *, limit: int = 100, after_line: int = 0, database_url: str | None = None
+    load_id: int,
+    *,
+    limit: int = 100,
+    after_line: int = 0,
+    database_url: str | None = None,
+    pool: ConnectionPool | None = None,
 ) -> list[_ledger.Rejection]:
     """A load's rejected rows by line number; :class:`NotFoundError` for an unknown load."""
     limit = check_limit(limit)
-    with ready(database_url) as conn:
+    with ready(database_url, pool) as conn:
         _ledger.report(conn, load_id)  # raises NotFoundError when there is no such load
         return _ledger.rejected_rows(conn, load_id, limit=limit, after_line=after_line)

@@ -20,6 +20,7 @@ from hrcore._errors import UsageError
 from hrcore._ledger import rejected_rows
 from hrcore._lines import rows_of_text
 from hrcore._pipeline import MAX_BATCH_SIZE, run
+from hrcore._pool import ConnectionPool
 from hrcore._schema import ready
 from hrcore._specs import TableSpec, get_table
 
@@ -87,6 +88,7 @@ def load_rows(
     *,
     database_url: str | None = None,
     source: str = "api",
+    pool: ConnectionPool | None = None,
 ) -> RowsReport:
     """Validate and upsert 1 to 1000 rows of ``table`` in one transaction.
 
@@ -106,12 +108,13 @@ def load_rows(
         source=source,
         identity=None,
         batch_size=lines.height,
-        url=_db.database_url(database_url),
+        url=pool.url if pool is not None else _db.database_url(database_url),
         session=True,
+        pool=pool,
     )
     found = []
     if report.rows_rejected:
-        with ready(database_url) as conn:
+        with ready(database_url, pool) as conn:
             found = rejected_rows(conn, report.load_id, limit=MAX_BATCH_SIZE)
     originals = rows if not isinstance(rows, str | bytes) else None
     rejected = [

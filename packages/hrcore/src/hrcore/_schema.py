@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from hrcore import _db
 from hrcore._db import Connection, execute, scalar
+from hrcore._pool import ConnectionPool
 from hrcore._report import STATUSES
 from hrcore._specs import TABLES
 
@@ -146,10 +147,13 @@ def ensure_schema(conn: Connection, url: str) -> None:
 
 
 @contextmanager
-def ready(database_url: str | None = None) -> Iterator[Connection]:
-    """A connection to a database whose tables exist (made on first use)."""
-    url = _db.database_url(database_url)
-    with _db.connect(url) as conn:
+def ready(
+    database_url: str | None = None, pool: ConnectionPool | None = None
+) -> Iterator[Connection]:
+    """A connection to a database whose tables exist (made on first use): one of
+    ``pool`` if one is given, else one of its own."""
+    url = pool.url if pool is not None else _db.database_url(database_url)
+    with _db.connect(url, pool=pool) as conn:
         ensure_schema(conn, url)
         yield conn
 

@@ -149,7 +149,7 @@ def write_batches(
             if first == 0:
                 write(conn, first)
             else:
-                with connect(url, pooled=False) as own:  # a second one: never wait on a pool
+                with connect(url) as own:  # a connection of its own
                     write(own, first)
         except BaseException:
             stop.set()

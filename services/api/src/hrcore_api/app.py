@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         log.warning(
             "HRCORE_API_TOKEN is not set: every endpoint is open to anyone who can reach it"
         )
-    pools: list[hrcore.ConnectionPool] = []
+    # the reads' connections, reused from request to request, held by the app
+    pool = hrcore.ConnectionPool(settings.database_url, size=settings.pool_size)
     # set on SIGTERM / SIGINT: every file load is given it as cancel=, and stops at its
     # next batch boundary instead of holding the server's shutdown for minutes
     stopping = threading.Event()
@@ -71,18 +72,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     def start() -> None:
         stopping.clear()
-        pools.append(hrcore.ConnectionPool(settings.database_url, size=settings.pool_size))
         undo.append(stop_loads_on_signals(stopping))
 
     def stop() -> None:
         while undo:
             undo.pop()()
-        while pools:
-            pools.pop().close()
+        pool.close()
 
-    handlers = service_routes(settings)
+    handlers = service_routes(settings, pool)
     for path, table in TABLE_PATHS.items():
-        handlers += table_routes(settings, path, table, stopping)
+        handlers += table_routes(settings, pool, path, table, stopping)
     handlers = options_handlers(handlers) + handlers  # registered first: see options_handlers
 
     return Litestar(

@@ -78,9 +78,10 @@ def _safe_key(key: str) -> str:
     return key
 
 
-def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
-    """The routes that are not about one table."""
-    db = settings.database_url
+def service_routes(settings: Settings, pool: hrcore.ConnectionPool) -> list[HTTPRouteHandler]:
+    """The routes that are not about one table; reads borrow from ``pool``, backups and
+    restores open connections of their own (to the same database)."""
+    db = pool.url
 
     @get("/", opt=PUBLIC, summary="What this service is")
     async def index() -> dict[str, Any]:
@@ -105,7 +106,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
     )
     def health_db() -> dict[str, str]:
         try:
-            return {"status": "ok", "server_version": hrcore.check_database(db)}
+            return {"status": "ok", "server_version": hrcore.check_database(pool=pool)}
         except hrcore.DatabaseError as exc:  # public route: say no more than that
             log.warning(json.dumps({"event": "health-db", "error": hrcore.redact(str(exc), db)}))
             raise hrcore.DatabaseError("the database does not answer") from exc
@@ -132,7 +133,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         responses=errors(400, 401, 503),
     )
     def hires_by_quarter(request: Request[Any, Any, Any], year: Year = 2021) -> Any:
-        return _frame_response(request, hrcore.hires_by_quarter(year, database_url=db))
+        return _frame_response(request, hrcore.hires_by_quarter(year, pool=pool))
 
     @get(
         "/metrics/departments-above-mean",
@@ -141,7 +142,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         responses=errors(400, 401, 503),
     )
     def departments_above_mean(request: Request[Any, Any, Any], year: Year = 2021) -> Any:
-        return _frame_response(request, hrcore.departments_above_mean(year, database_url=db))
+        return _frame_response(request, hrcore.departments_above_mean(year, pool=pool))
 
     @get(
         "/loads",
@@ -150,7 +151,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         responses=errors(400, 401, 503),
     )
     def loads(limit: Limit = 100, before: Before = None) -> Page:
-        found = hrcore.list_loads(limit=limit, before=before, database_url=db)
+        found = hrcore.list_loads(limit=limit, before=before, pool=pool)
         more = f"/loads?limit={limit}&before={found[-1].load_id}" if len(found) == limit else None
         return Page(items=found, next=more)
 
@@ -161,7 +162,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         responses=errors(400, 401, 404, 503),
     )
     def load(load_id: Id) -> hrcore.LoadReport:
-        return hrcore.get_load(load_id, database_url=db)
+        return hrcore.get_load(load_id, pool=pool)
 
     @get(
         "/loads/{load_id:int}/rejections",
@@ -170,7 +171,7 @@ def service_routes(settings: Settings) -> list[HTTPRouteHandler]:
         responses=errors(400, 401, 404, 503),
     )
     def rejections(load_id: Id, limit: Limit = 100, after: AfterLine = 0) -> Page:
-        found = hrcore.list_rejections(load_id, limit=limit, after_line=after, database_url=db)
+        found = hrcore.list_rejections(load_id, limit=limit, after_line=after, pool=pool)
         more = (
             f"/loads/{load_id}/rejections?limit={limit}&after={found[-1].line_number}"
             if len(found) == limit
@@ -247,7 +248,11 @@ def _version() -> str:
 
 
 def table_routes(
-    settings: Settings, path: str, table: str, stopping: threading.Event
+    settings: Settings,
+    pool: hrcore.ConnectionPool,
+    path: str,
+    table: str,
+    stopping: threading.Event,
 ) -> list[HTTPRouteHandler]:
     """The routes of one table: load its file, add rows, list and get rows.
 
@@ -256,7 +261,7 @@ def table_routes(
     """
     spec = hrcore.get_table(table)
     body_type = rows_type(spec)
-    db = settings.database_url
+    db = pool.url  # a file load opens connections of its own: it may run for minutes
     name = path.replace("-", "_")
 
     async def load_file(request: Request[Any, Any, Any]) -> hrcore.LoadReport:
@@ -300,7 +305,7 @@ def table_routes(
                 status_code=415, detail=f"send application/json or text/csv, not {media}"
             )
         report = await anyio.to_thread.run_sync(
-            partial(hrcore.load_rows, spec.name, rows, database_url=db)
+            partial(hrcore.load_rows, spec.name, rows, pool=pool)
         )
         _log_load(
             "rows", spec.name, {**msgspec.to_builtins(report), "rejected": len(report.rejected)}
@@ -309,12 +314,12 @@ def table_routes(
 
     # rows go out as the JSON PostgreSQL made, without a Python object per row
     def list_rows(limit: Limit = 100, after: After = None) -> Response[Page]:
-        page = hrcore.list_rows_json(spec.name, limit=limit, after=after, database_url=db)
+        page = hrcore.list_rows_json(spec.name, limit=limit, after=after, pool=pool)
         more = f"/{path}?limit={limit}&after={page.last}" if page.rows == limit else None
         return _json(RawPage(items=msgspec.Raw(page.items), next=more))
 
     def get_row(row_id: Id) -> Response[dict[str, Any]]:
-        return _json(msgspec.Raw(hrcore.get_row_json(spec.name, row_id, database_url=db)))
+        return _json(msgspec.Raw(hrcore.get_row_json(spec.name, row_id, pool=pool)))
 
     max_key = MAX_LOCATION - len(settings.location("").encode())
     batch_help = 'Optional JSON body: {"key": "exports/x.csv", "batch_size": 1000}.'
