@@ -92,6 +92,21 @@ def query(url: str, sql: str, params: tuple[Any, ...] | None = None) -> list[tup
         return execute(conn, sql, params)
 
 
+SUMMARY = """SELECT y, q, d, j, sum(n)::bigint FROM (
+    SELECT year, quarter, department_id, job_id, hires FROM hire_counts
+    UNION ALL SELECT u.* FROM hire_count_deltas AS h,
+        unnest(h.years, h.quarters, h.department_ids, h.job_ids, h.hires) AS u
+) AS s(y, q, d, j, n) GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4"""
+FROM_THE_TABLE = """SELECT extract(year FROM datetime AT TIME ZONE 'UTC')::int,
+    extract(quarter FROM datetime AT TIME ZONE 'UTC')::int, department_id, job_id,
+    count(*)::bigint FROM hired_employees GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"""
+
+
+def summary_is_exact(url: str) -> bool:
+    """The metrics' summary (folded counts plus deltas) equals a count of the table."""
+    return query(url, SUMMARY) == query(url, FROM_THE_TABLE)
+
+
 def write(folder: Path, name: str, content: str | bytes) -> Path:
     path = folder / name
     path.write_bytes(content.encode() if isinstance(content, str) else content)

@@ -23,7 +23,7 @@ from hrcore._errors import (
 )
 from hrcore._health import check_database
 from hrcore._ledger import Rejection
-from hrcore._metrics import departments_above_mean, hires_by_quarter
+from hrcore._metrics import departments_above_mean, hires_by_quarter, rebuild_summary
 from hrcore._pipeline import (
     MAX_BATCH_SIZE,
     MIN_BATCH_SIZE,
@@ -105,6 +105,7 @@ __all__ = [
     "load",
     "load_all",
     "load_rows",
+    "rebuild_summary",
     "redact",
     "restore",
     "start_embedded",

@@ -325,7 +325,6 @@ def _replace(
             "(nothing was changed)"
         )
     try:
-        execute(conn, "SET CONSTRAINTS ALL DEFERRED")
         execute(conn, _replace_sql(spec, load_id))
         execute(conn, "COMMIT")
     except DatabaseError as exc:

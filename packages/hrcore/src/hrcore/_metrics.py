@@ -8,35 +8,37 @@ from __future__ import annotations
 
 import polars as pl
 
+from hrcore import _summary
 from hrcore._db import Connection, fetch_frame
 from hrcore._errors import UsageError
 from hrcore._pool import ConnectionPool
 from hrcore._schema import ready
+from hrcore._summary import counts_of_year
 
 MIN_YEAR, MAX_YEAR = 1, 9999
 
-# Both read hire_counts (hires per UTC year, quarter, department and job, kept
-# exact by triggers on hired_employees; see _schema.py), never the employees.
-HIRES_BY_QUARTER_SQL = """
+# Both read the summary (hire_counts plus the deltas not yet folded in; see
+# _summary.py), never the employees: a few thousand rows instead of millions.
+HIRES_BY_QUARTER_SQL = f"""
+WITH c AS ({counts_of_year()})
 SELECT d.department, j.job,
     coalesce(sum(c.hires) FILTER (WHERE c.quarter = 1), 0)::bigint AS "Q1",
     coalesce(sum(c.hires) FILTER (WHERE c.quarter = 2), 0)::bigint AS "Q2",
     coalesce(sum(c.hires) FILTER (WHERE c.quarter = 3), 0)::bigint AS "Q3",
     coalesce(sum(c.hires) FILTER (WHERE c.quarter = 4), 0)::bigint AS "Q4"
-FROM hire_counts AS c
+FROM c
 JOIN departments AS d ON d.id = c.department_id
 JOIN jobs AS j ON j.id = c.job_id
-WHERE c.year = $1::int
 GROUP BY d.department, j.job  -- one row per pair of names as the reader sees them
 HAVING sum(c.hires) > 0
 ORDER BY d.department COLLATE "C", j.job COLLATE "C"
 """
 
-DEPARTMENTS_ABOVE_MEAN_SQL = """
-WITH hires AS (
+DEPARTMENTS_ABOVE_MEAN_SQL = f"""
+WITH c AS ({counts_of_year()}), hires AS (
     SELECT d.id, d.department, coalesce(sum(c.hires), 0)::bigint AS hired
     FROM departments AS d
-    LEFT JOIN hire_counts AS c ON c.department_id = d.id AND c.year = $1::int
+    LEFT JOIN c ON c.department_id = d.id
     GROUP BY d.id, d.department
 )
 SELECT id, department, hired FROM hires
@@ -92,3 +94,11 @@ def departments_above_mean(
     year = check_year(year)
     with ready(database_url, pool) as conn:
         return _fetch(conn, DEPARTMENTS_ABOVE_MEAN_SQL, year, DEPARTMENTS_ABOVE_MEAN_SCHEMA)  # type: ignore[arg-type]
+
+
+def rebuild_summary(*, database_url: str | None = None) -> int:
+    """Recompute the metrics' summary from ``hired_employees`` (for the day someone
+    bypassed the triggers, e.g. with ``session_replication_role = replica``); writers
+    wait meanwhile. Returns the number of (year, quarter, department, job) keys."""
+    with ready(database_url) as conn:
+        return _summary.rebuild(conn)

@@ -17,12 +17,14 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 
 import polars as pl
 
-from hrcore import _db, _ledger, _locks, _storage
+from hrcore import _db, _ledger, _locks, _storage, _summary
 from hrcore._db import Connection, Limits, connect, small_query
 from hrcore._errors import (
+    DatabaseError,
     HrcoreError,
     LoadCancelledError,
     LoadFailedError,
@@ -46,6 +48,8 @@ from hrcore._write import WRITERS, Batches, Tally, write_batches
 
 MIN_BATCH_SIZE, MAX_BATCH_SIZE = 1, 1000
 MAX_WRITERS = 16
+SUMMARISED = "hired_employees"  # its loads leave deltas in the summary, folded in at the end
+COMPACT_EVERY = 100  # loads of a request's rows: every 100th folds the deltas in
 
 
 def check_batch_size(batch_size: int) -> int:
@@ -288,6 +292,9 @@ def run(
             _ledger.finish(conn, load_id, staged=not session)
             report = _ledger.report(conn, load_id)
             _locks.release_all(conn)
+            if spec.name == SUMMARISED and (not session or load_id % COMPACT_EVERY == 0):
+                with suppress(DatabaseError):  # done: the next load folds them in
+                    _summary.compact(conn)
     except BaseException as exc:
         if load_id is None:
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hrcore import _db
+from hrcore import _db, _integrity, _summary
 from hrcore._db import Connection, execute, scalar
 from hrcore._pool import ConnectionPool
 from hrcore._report import STATUSES
@@ -58,62 +58,21 @@ LEDGER_DDL = (
 )
 
 STAGING_SCHEMA = "hrcore_staging"  # unlogged tables of rows being loaded, one per load
-# hire_counts: hires per UTC year, quarter, department and job, kept exact by
-# statement-level triggers on hired_employees, so that the metrics read a few
-# thousand rows instead of millions. Each database session counts into a shard
-# of its own (its backend pid modulo SHARDS), so parallel writers rarely wait on
-# each other's counters; the metrics add the shards up. {sign} is - for old rows.
-SHARDS = 16
-_COUNT_ROWS = """
-CREATE OR REPLACE FUNCTION hrcore_count_{name}() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO hire_counts AS c (year, quarter, department_id, job_id, shard, hires)
-    SELECT extract(year FROM datetime AT TIME ZONE 'UTC')::int,
-           extract(quarter FROM datetime AT TIME ZONE 'UTC')::int,
-           department_id, job_id,
-           (pg_backend_pid() % {shards})::smallint,
-           {sign}count(*)
-    FROM {name}_rows GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    ON CONFLICT (year, quarter, department_id, job_id, shard)
-    DO UPDATE SET hires = c.hires + excluded.hires;
-    RETURN NULL;
-END $$"""
-COUNTING_FUNCTIONS = (
-    _COUNT_ROWS.format(name="new", sign="", shards=SHARDS),
-    _COUNT_ROWS.format(name="old", sign="-", shards=SHARDS),
-    """CREATE OR REPLACE FUNCTION hrcore_count_none() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM hire_counts;
-    RETURN NULL;
-END $$""",
-)
-HIRE_COUNTS_DDL = (
-    """CREATE TABLE hire_counts (
-    year integer NOT NULL,
-    quarter integer NOT NULL,
-    department_id integer NOT NULL,
-    job_id integer NOT NULL,
-    shard smallint NOT NULL,
-    hires bigint NOT NULL,
-    PRIMARY KEY (year, quarter, department_id, job_id, shard)
-)""",
-    *COUNTING_FUNCTIONS,
-    """CREATE TRIGGER hire_counts_insert AFTER INSERT ON hired_employees
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION hrcore_count_new()""",
-    """CREATE TRIGGER hire_counts_update_old AFTER UPDATE ON hired_employees
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION hrcore_count_old()""",
-    """CREATE TRIGGER hire_counts_update_new AFTER UPDATE ON hired_employees
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION hrcore_count_new()""",
-    """CREATE TRIGGER hire_counts_delete AFTER DELETE ON hired_employees
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION hrcore_count_old()""",
-    """CREATE TRIGGER hire_counts_truncate AFTER TRUNCATE ON hired_employees
-    FOR EACH STATEMENT EXECUTE FUNCTION hrcore_count_none()""",
-    # the rows already there when the summary is first made
-    """INSERT INTO hire_counts
-    SELECT extract(year FROM datetime AT TIME ZONE 'UTC')::int,
-           extract(quarter FROM datetime AT TIME ZONE 'UTC')::int,
-           department_id, job_id, 0, count(*)
-    FROM hired_employees GROUP BY 1, 2, 3, 4""",
+# what a database made by this version holds: integrity and the summary kept by
+# statement-level triggers (2); row-level foreign keys and a sharded keyed summary (1)
+SCHEMA_VERSION = 2
+_V1_OBJECTS = (  # the summary of version 1, replaced
+    *(
+        f"DROP TRIGGER IF EXISTS {name} ON hired_employees"
+        for name in (
+            "hire_counts_insert",
+            "hire_counts_update_old",
+            "hire_counts_update_new",
+            "hire_counts_delete",
+            "hire_counts_truncate",
+        )
+    ),
+    "DROP FUNCTION IF EXISTS hrcore_count_new(), hrcore_count_old(), hrcore_count_none()",
 )
 _SCHEMA_LOCK = 0x68726330  # advisory lock key: concurrent first runs create the schema once
 
@@ -159,22 +118,45 @@ def ready(
 
 
 def init_schema(conn: Connection) -> None:
-    """Create the three tables and the ledger if they do not exist (safe to repeat)."""
+    """Create the three tables, the ledger, the summary and the triggers that keep
+    integrity and the summary, or bring an older version's up to date (safe to
+    repeat; a database already at this version is left alone)."""
     execute(conn, "BEGIN")
     try:
         execute(conn, f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
-        for spec in TABLES.values():
-            execute(conn, spec.ddl())
-        for statement in LEDGER_DDL:
-            execute(conn, statement)
-        _allow_every_status(conn)
-        if scalar(conn, "SELECT to_regclass('hire_counts') IS NULL"):
-            for statement in HIRE_COUNTS_DDL:
-                execute(conn, statement)
-        else:  # an older version's functions are replaced
-            for statement in COUNTING_FUNCTIONS:
-                execute(conn, statement)
+        execute(conn, "CREATE TABLE IF NOT EXISTS hrcore_schema (version integer NOT NULL)")
+        if scalar(conn, "SELECT max(version) FROM hrcore_schema") != SCHEMA_VERSION:
+            _make(conn)
+            execute(conn, "DELETE FROM hrcore_schema")
+            execute(conn, f"INSERT INTO hrcore_schema VALUES ({SCHEMA_VERSION:d})")
         execute(conn, "COMMIT")
     except BaseException:
         execute(conn, "ROLLBACK")
         raise
+
+
+def _make(conn: Connection) -> None:
+    for spec in TABLES.values():
+        execute(conn, spec.ddl())
+    for statement in LEDGER_DDL:
+        execute(conn, statement)
+    _allow_every_status(conn)
+    for statement in _V1_OBJECTS:
+        execute(conn, statement)
+    old_summary = scalar(
+        conn,
+        """SELECT count(*) FROM information_schema.columns
+           WHERE table_name = 'hire_counts' AND column_name = 'shard'
+           AND table_schema = current_schema()""",
+    )
+    if old_summary:
+        execute(conn, "DROP TABLE hire_counts")
+    for statement in _summary.TABLES_DDL:
+        execute(conn, statement)
+    employees = TABLES["hired_employees"]
+    _integrity.replace_foreign_keys(conn, employees)
+    for statement in _integrity.referencing_triggers(employees, _summary.trigger_statements()):
+        execute(conn, statement)
+    for statement in _integrity.referenced_triggers(employees):
+        execute(conn, statement)
+    _summary.refill(conn)  # the rows already there when the summary is (re)made

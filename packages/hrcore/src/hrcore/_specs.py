@@ -56,13 +56,10 @@ class TableSpec:
         return [c for c in self.columns if c.references is not None]
 
     def ddl(self) -> str:
-        """Idempotent CREATE TABLE with primary key and foreign keys."""
+        """Idempotent CREATE TABLE with its primary key (references are kept by
+        statement-level triggers: see ``_integrity``)."""
         lines = [f"{c.name} {c.sql_type} NOT NULL" for c in self.columns]
         lines[0] += " PRIMARY KEY"
-        lines += [  # deferrable, so that a restore can replace a referenced table at once
-            f"FOREIGN KEY ({c.name}) REFERENCES {c.references} (id) DEFERRABLE"
-            for c in self.references
-        ]
         body = ",\n    ".join(lines)
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {body}\n)"
 

@@ -270,6 +270,15 @@ def db_init(database_url: str | None) -> None:
     click.echo("schema ready")
 
 
+@db.command("rebuild-summary")
+@_database_option
+def db_rebuild_summary(database_url: str | None) -> None:
+    """Recompute the metrics' summary from the employees (after triggers were bypassed)."""
+    with _errors():
+        keys = hrcore.rebuild_summary(database_url=database_url)
+    click.echo(f"summary rebuilt: {keys:,} (year, quarter, department, job) counts")
+
+
 @db.command("url")
 @_database_option
 def db_url(database_url: str | None) -> None:

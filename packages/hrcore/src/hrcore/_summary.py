@@ -1,0 +1,131 @@
+"""The metrics summary: hires per UTC year, quarter, department and job, kept exact for
+every writer at the cost of one small row per statement.
+
+Keeping a keyed summary exact per statement costs as much as the insert itself: a
+batch of 1000 random employees touches about 980 of its keys. So each statement
+that writes employees appends ONE row to ``hire_count_deltas``: the statement's
+counts by key, as parallel arrays (the employees' triggers do it, see
+``_integrity``). The metrics read ``hire_counts`` plus the deltas not yet folded
+in, so they are exact after every commit. A load folds the deltas into
+``hire_counts`` when it ends (:func:`compact`), one set-based statement; and
+:func:`rebuild` recomputes everything from the table, for the day someone
+bypasses the triggers.
+"""
+
+from __future__ import annotations
+
+from hrcore._db import Connection, execute, scalar
+
+_UTC = "AT TIME ZONE 'UTC'"
+_KEY = (
+    f"extract(year FROM datetime {_UTC})::int, extract(quarter FROM datetime {_UTC})::int, "
+    "department_id, job_id"
+)
+_COMPACT_LOCK = 0x68726331  # advisory lock key: one compaction at a time
+
+TABLES_DDL = (
+    """CREATE TABLE IF NOT EXISTS hire_counts (
+    year integer NOT NULL,
+    quarter integer NOT NULL,
+    department_id integer NOT NULL,
+    job_id integer NOT NULL,
+    hires bigint NOT NULL,
+    PRIMARY KEY (year, quarter, department_id, job_id)
+)""",
+    """CREATE TABLE IF NOT EXISTS hire_count_deltas (
+    years integer[] NOT NULL,
+    quarters integer[] NOT NULL,
+    department_ids integer[] NOT NULL,
+    job_ids integer[] NOT NULL,
+    hires bigint[] NOT NULL
+)""",
+)
+
+
+def _append(counted: str) -> str:
+    """PL/pgSQL: append one delta row of ``counted`` (a query of key columns y, q, d,
+    j and a count n), when it holds anything."""
+    return f"""INSERT INTO hire_count_deltas
+    SELECT array_agg(y), array_agg(q), array_agg(d), array_agg(j), array_agg(n)
+    FROM ({counted}) AS c(y, q, d, j, n) WHERE n <> 0 HAVING count(*) > 0;"""
+
+
+def trigger_statements() -> dict[str, str]:
+    """What the employees' triggers add to the summary, per event."""
+    return {
+        "insert": _append(f"SELECT {_KEY}, count(*) FROM new_rows GROUP BY 1, 2, 3, 4"),
+        "update": _append(
+            f"""SELECT y, q, d, j, sum(n) FROM (
+                SELECT {_KEY}, 1 FROM new_rows UNION ALL SELECT {_KEY}, -1 FROM old_rows
+            ) AS u(y, q, d, j, n) GROUP BY 1, 2, 3, 4"""
+        ),
+        "delete": _append(f"SELECT {_KEY}, -count(*) FROM old_rows GROUP BY 1, 2, 3, 4"),
+        "truncate": "DELETE FROM hire_counts; DELETE FROM hire_count_deltas;",
+    }
+
+
+def counts_of_year(year_param: str = "$1::int") -> str:
+    """A query of (department_id, job_id, quarter, hires) of one year: the summary
+    plus the deltas not yet folded in (several rows per key; the caller sums)."""
+    return f"""SELECT department_id, job_id, quarter, hires FROM hire_counts
+    WHERE year = {year_param}
+    UNION ALL
+    SELECT u.d, u.j, u.q, u.n FROM hire_count_deltas AS h,
+        unnest(h.years, h.quarters, h.department_ids, h.job_ids, h.hires) AS u(y, q, d, j, n)
+    WHERE u.y = {year_param}"""
+
+
+def compact(conn: Connection) -> bool:
+    """Fold the deltas into ``hire_counts``, in one transaction; False when another
+    compaction runs (it will fold these in too)."""
+    execute(conn, "BEGIN")
+    try:
+        if not scalar(conn, f"SELECT pg_try_advisory_xact_lock({_COMPACT_LOCK})"):
+            execute(conn, "ROLLBACK")
+            return False
+        execute(
+            conn,
+            """WITH moved AS (DELETE FROM hire_count_deltas RETURNING *),
+            summed AS (
+                SELECT u.y, u.q, u.d, u.j, sum(u.n) AS n
+                FROM moved, unnest(years, quarters, department_ids, job_ids, hires)
+                    AS u(y, q, d, j, n)
+                GROUP BY 1, 2, 3, 4 HAVING sum(u.n) <> 0 ORDER BY 1, 2, 3, 4
+            )
+            INSERT INTO hire_counts AS c (year, quarter, department_id, job_id, hires)
+            SELECT y, q, d, j, n FROM summed
+            ON CONFLICT (year, quarter, department_id, job_id)
+            DO UPDATE SET hires = c.hires + excluded.hires""",
+        )
+        execute(conn, "DELETE FROM hire_counts WHERE hires = 0")
+        execute(conn, "COMMIT")
+    except BaseException:
+        execute(conn, "ROLLBACK")
+        raise
+    return True
+
+
+def refill(conn: Connection) -> None:
+    """In the caller's transaction: the summary recomputed from ``hired_employees``."""
+    execute(conn, "LOCK TABLE hired_employees IN SHARE MODE")  # writers wait meanwhile
+    execute(conn, "DELETE FROM hire_count_deltas")
+    execute(conn, "DELETE FROM hire_counts")
+    execute(
+        conn,
+        f"""INSERT INTO hire_counts (year, quarter, department_id, job_id, hires)
+        SELECT {_KEY}, count(*) FROM hired_employees GROUP BY 1, 2, 3, 4""",
+    )
+
+
+def rebuild(conn: Connection) -> int:
+    """Recompute the summary from ``hired_employees``, in one transaction (writers wait
+    meanwhile): for the day someone bypassed the triggers. Returns the number of keys."""
+    execute(conn, "BEGIN")
+    try:
+        refill(conn)
+        keys = int(scalar(conn, "SELECT count(*) FROM hire_counts"))
+        execute(conn, "COMMIT")
+    except BaseException:
+        execute(conn, "ROLLBACK")
+        raise
+    return keys
