@@ -50,11 +50,16 @@ def _field_names(n: int) -> list[str]:
     return [f"f{i}" for i in range(n)]
 
 
+_QUOTED_FIELD = r'("(?:[^"]|"")*"|[^,"]*)'  # RFC 4180: quoted (quotes doubled), or plain
+
+
 def _split_fields(lines: pl.DataFrame, n: int) -> pl.DataFrame:
     """Add ``n_fields`` and fields ``f0``..``f{n-1}`` (null past the end of a short line).
 
-    Most lines split on commas in Polars; the few that hold quotes go through the
-    csv module. ``n_fields`` is null when a line's quoting is broken.
+    Most lines split on commas in Polars. Lines that hold quotes and have exactly
+    ``n`` well-formed fields are split by one regular expression, also in Polars;
+    only the rest (another number of fields, broken quoting) go through the csv
+    module. ``n_fields`` is null when a line's quoting is broken.
     """
     names = _field_names(n)
     quoted = pl.col("text").str.contains('"', literal=True)
@@ -68,13 +73,32 @@ def _split_fields(lines: pl.DataFrame, n: int) -> pl.DataFrame:
     with_quotes = lines.filter(quoted)
     if with_quotes.height == 0:
         return plain
-    split = [_split_quoted(t) for t in with_quotes["text"]]
+    fields = pl.col("text").str.extract_groups("^" + ",".join([_QUOTED_FIELD] * n) + "$")
+    matched = with_quotes.with_columns(fields=fields).unnest("fields")
+    matched = matched.rename(dict(zip(matched.columns[-n:], names, strict=True)))
+    regular = (
+        matched.filter(pl.col(names[0]).is_not_null())
+        .with_columns(
+            pl.when(pl.col(name).str.starts_with('"'))
+            .then(
+                pl.col(name)
+                .str.slice(1, pl.col(name).str.len_chars() - 2)
+                .str.replace_all('""', '"')
+            )
+            .otherwise(pl.col(name))
+            .alias(name)
+            for name in names
+        )
+        .with_columns(n_fields=pl.lit(n, dtype=pl.Int32))
+    )
+    odd = with_quotes.filter(matched[names[0]].is_null())
+    split = [_split_quoted(t) for t in odd["text"]]
     padded = [(s or []) + [None] * (n - len(s or [])) for s in split]
-    parsed = with_quotes.with_columns(
+    parsed = odd.with_columns(
         pl.Series("n_fields", [None if s is None else len(s) for s in split], dtype=pl.Int32),
         *(pl.Series(name, [p[i] for p in padded], dtype=pl.String) for i, name in enumerate(names)),
     )
-    return pl.concat([plain, parsed], how="diagonal_relaxed").sort("line")  # rows in file order
+    return pl.concat([plain, regular, parsed], how="diagonal_relaxed").sort("line")
 
 
 def _parse_datetimes(values: pl.Series) -> pl.Series:
