@@ -22,7 +22,7 @@ from contextlib import suppress
 import polars as pl
 
 from hrcore import _db, _ledger, _locks, _storage, _summary
-from hrcore._db import Connection, Limits, connect, small_query
+from hrcore._db import Connection, Limits, connect, scalar, small_query
 from hrcore._errors import (
     DatabaseError,
     HrcoreError,
@@ -273,11 +273,13 @@ def run(
                 report.seconds = round(time.perf_counter() - started, 3)
                 return report
             staged = session_stage_table(spec) if session else stage_table(load_id)
+            empty = not scalar(conn, f"SELECT EXISTS (SELECT FROM {spec.name})")
             stager = Stager(
                 spec, rows, reference_ids(conn, spec), batch_size, progress, should_stop
             )
             stage(conn, staged, stager)
-            batches = Batches(spec, staged, load_id, stager.rows, -(-stager.rows // batch_size))
+            count = -(-stager.rows // batch_size)
+            batches = Batches(spec, staged, load_id, stager.rows, count, probe=not empty)
             finished = write_batches(
                 conn,
                 url,

@@ -42,8 +42,12 @@ class Tally:
             return self.counts["rows_read"]
 
 
-def batch_sql(spec: TableSpec, stage: str, load_id: int, batch: int) -> str:
-    """One batch as one statement: rejected rows, upsert, ledger counts, atomically."""
+def batch_sql(spec: TableSpec, stage: str, load_id: int, batch: int, *, probe: bool = True) -> str:
+    """One batch as one statement: rejected rows, upsert, ledger counts, atomically.
+
+    ``probe`` first looks each row up, so that an unchanged row is not even locked
+    (what makes a reload cheap); a load into an empty table skips it.
+    """
     cols = ", ".join(spec.column_names)
     values = spec.value_columns
     assignments = ", ".join(f"{c} = excluded.{c}" for c in values)
@@ -51,6 +55,10 @@ def batch_sql(spec: TableSpec, stage: str, load_id: int, batch: int) -> str:
     incoming = ", ".join(f"excluded.{c}" for c in values)
     stored = ", ".join(f"s.{c}" for c in values)
     staged = ", ".join(f"b.{c}" for c in values)
+    unchanged = f"""AND NOT EXISTS (  -- unchanged rows: not even locked
+        SELECT FROM {spec.name} AS s
+        WHERE s.{spec.key} = b.{spec.key} AND ({stored}, NULL) IS NOT DISTINCT FROM ({staged}, NULL)
+    )"""
     return f"""
 WITH batch AS MATERIALIZED (
     SELECT * FROM {stage} WHERE batch = {batch:d}
@@ -62,10 +70,7 @@ WITH batch AS MATERIALIZED (
 ), written AS (
     INSERT INTO {spec.name} AS t ({cols})
     SELECT {cols} FROM batch AS b
-    WHERE b.reasons IS NULL AND NOT EXISTS (  -- unchanged rows: not even locked
-        SELECT FROM {spec.name} AS s
-        WHERE s.{spec.key} = b.{spec.key} AND ({stored}, NULL) IS NOT DISTINCT FROM ({staged}, NULL)
-    )
+    WHERE b.reasons IS NULL {unchanged if probe else ""}
     ORDER BY {spec.key}
     ON CONFLICT ({spec.key}) DO UPDATE SET {assignments}
     WHERE ({current}, NULL) IS DISTINCT FROM ({incoming}, NULL)
@@ -108,6 +113,7 @@ class Batches:
     load_id: int
     rows: int
     count: int
+    probe: bool = True  # look rows up first (see batch_sql); not into an empty table
 
 
 def write_batches(
@@ -137,7 +143,9 @@ def write_batches(
         for batch in range(first, batches.count, workers):
             if stopping():
                 return
-            sql = batch_sql(batches.spec, batches.stage, batches.load_id, batch)
+            sql = batch_sql(
+                batches.spec, batches.stage, batches.load_id, batch, probe=batches.probe
+            )
             counts = commit_batch(on, sql)
             with reporting:
                 done = tally.add(counts)
