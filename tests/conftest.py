@@ -86,6 +86,13 @@ class InThread(Generic[T]):
         assert not self._thread.is_alive(), f"still running after {timeout:g} s: a hang"
         return self._done[0]
 
+    def result(self, timeout: float = 60.0) -> T:
+        """What the work returned; what it raised is raised here."""
+        done = self.outcome(timeout)
+        if isinstance(done, BaseException):
+            raise done
+        return done
+
 
 def query(url: str, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
     with connect(url) as conn:

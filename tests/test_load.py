@@ -336,25 +336,22 @@ def waiting_on_an_advisory_lock(db: str) -> bool:
 
 def test_two_loaders_of_the_same_file_take_turns(refs: str, tmp_path: Path) -> None:
     path = write(tmp_path, "hired_employees.csv", employees(range(1, 3001)))
-    first, reports = Paused(), []
-    loads = [
-        threading.Thread(
-            target=lambda p=progress: reports.append(
-                hrcore.load(path, database_url=refs, batch_size=50, writers=1, progress=p)
-            )
-        )
-        for progress in (first, None)
-    ]
-    loads[0].start()
+    first = Paused()
+
+    def load(progress: Paused | None) -> hrcore.LoadReport:
+        return hrcore.load(path, database_url=refs, batch_size=50, writers=1, progress=progress)
+
+    loads = [InThread(lambda: load(first))]
     assert first.paused.wait(60)
-    loads[1].start()
+    loads.append(InThread(lambda: load(None)))
     wait_until(lambda: waiting_on_an_advisory_lock(refs), "the second load waits its turn")
     first.release.set()
-    for t in loads:
-        t.join(60)
-        assert not t.is_alive()
+    reports = [t.result() for t in loads]
 
-    assert [(r.rows_inserted, r.rows_unchanged) for r in reports] == [(3000, 0), (0, 3000)]
+    assert [(r.status, r.rows_inserted, r.rows_unchanged) for r in reports] == [
+        ("succeeded", 3000, 0),
+        ("skipped", 0, 3000),  # it found the table as the first left it
+    ]
     assert query(
         refs,
         "SELECT (SELECT finished_at FROM load_runs WHERE id = $1) "
