@@ -29,7 +29,7 @@ from hrcore_api.settings import Settings
 from litestar.testing import TestClient
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import query, upload, wait_until, with_database, write
+from tests.conftest import InThread, query, upload, wait_until, with_database, write
 from tests.test_api import employee, serve
 
 Call = tuple[str, str, dict[str, Any]]
@@ -441,3 +441,27 @@ def test_sigterm_cancels_a_running_load_and_the_server_exits(
     assert [(e["event"], e["status"]) for e in logged if e.get("event") == "load"] == [
         ("load", "cancelled")
     ]
+
+
+def test_a_file_load_waiting_on_a_busy_file_is_a_409_naming_the_load_holding_it(
+    refs: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_load import Paused
+
+    monkeypatch.setenv("HRCORE_LOCK_TIMEOUT", "0.5")
+    holding = Paused()
+    sample = hrcore.SAMPLE_FOLDER / "hired_employees.csv"  # the API's default source
+    holder = InThread(
+        lambda: hrcore.load(sample, database_url=refs, batch_size=50, writers=1, progress=holding)
+    )
+    try:
+        assert holding.paused.wait(60)
+        [running] = hrcore.list_loads(limit=1, database_url=refs)
+        with client(database_url=refs) as api:
+            answer = api.post("/employees/batch")
+        assert is_error(answer, 409)
+        assert answer.json()["error"] == "busy"
+        assert f"by load {running.load_id}" in answer.json()["detail"]
+    finally:
+        holding.release.set()
+        assert holder.result().status == "succeeded"
