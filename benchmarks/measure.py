@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ T = TypeVar("T")
 class Run:
     seconds: float
     peak_rss_mb: float
+    output: str = ""  # the command's stdout, when ``timed(..., capture=True)``
 
 
 def _peak_rss_kb(pid: int) -> int:
@@ -32,24 +34,54 @@ def _peak_rss_kb(pid: int) -> int:
     return 0
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> Run:
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (from /proc/PID/task/TID/children)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return found
+
+
+def timed(
+    command: list[str],
+    env: dict[str, str] | None = None,
+    *,
+    tree: bool = False,
+    capture: bool = False,
+) -> Run:
     """Run a command in its own process; its wall time and peak RSS.
 
     The peak is read from /proc while the process runs (every 20 ms; VmHWM only
     grows), since the rusage of a child forked from this big process would
-    report this process's size.
+    report this process's size. With ``tree``, it is the largest sum of the
+    high-water marks of the process and its descendants seen at one sample (for a
+    launcher such as ``uv run``, whose work happens in a child). With ``capture``,
+    the command's stdout is kept in ``Run.output`` (stderr is kept for errors).
     """
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, _peak_rss_kb(process.pid))
-        time.sleep(0.02)
-    seconds = time.perf_counter() - started
-    if process.returncode != 0:
-        error = process.stderr.read().decode() if process.stderr else ""
-        raise SystemExit(f"{' '.join(command)} failed: {error}")
-    return Run(seconds, peak / 1024)
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            command, env=env, stdout=stdout if capture else subprocess.DEVNULL, stderr=stderr
+        )
+        peak = 0
+        while process.poll() is None:
+            pids = _tree(process.pid) if tree else [process.pid]
+            peak = max(peak, sum(_peak_rss_kb(pid) for pid in pids))
+            time.sleep(0.02)
+        seconds = time.perf_counter() - started
+        if process.returncode != 0:
+            stderr.seek(0)
+            error = stderr.read().decode(errors="replace")
+            raise SystemExit(f"{' '.join(command)} failed ({process.returncode}): {error}")
+        stdout.seek(0)
+        output = stdout.read().decode()
+    return Run(seconds, peak / 1024, output)
 
 
 def median_of(work: Callable[[], T], repeat: int) -> tuple[float, T]:
