@@ -19,7 +19,7 @@ import hrcore
 import polars as pl
 from hrcore._lines import RowReader
 from hrcore._specs import HIRED_EMPLOYEES, MAX_ID
-from hrcore._validate import _ISO_DATETIME, _split_fields, validate
+from hrcore._validate import _ISO_DATETIME, split_fields, validate
 from measure import median_of
 
 DEPARTMENTS = pl.Series(range(1, 13), dtype=pl.Int32)
@@ -72,7 +72,7 @@ def with_hrcore(lines: pl.DataFrame) -> int:
 
 def with_dataframely(lines: pl.DataFrame) -> int:
     """Valid rows, by dataframely's filter over the same split, stripped fields."""
-    fields = _split_fields(lines, 5).filter(pl.col("n_fields") == 5)
+    fields = split_fields(lines, 5).filter(pl.col("n_fields") == 5)
     stripped = fields.select(
         pl.col("line").cast(pl.Int64),
         *(pl.col(f"f{i}").str.strip_chars().replace("", None) for i in range(5)),

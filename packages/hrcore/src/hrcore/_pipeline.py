@@ -16,13 +16,15 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager, suppress
+from dataclasses import dataclass
 
 import polars as pl
 
-from hrcore import _db, _ledger, _locks, _storage, _summary
+from hrcore import _db, _ledger, _locks, _stage, _storage, _summary
 from hrcore._db import Connection, Limits, connect, scalar, small_query
+from hrcore._duplicates import repeated_ids
 from hrcore._errors import (
     DatabaseError,
     HrcoreError,
@@ -41,10 +43,9 @@ from hrcore._stage import (
     Stager,
     StopRequested,
     session_stage_table,
-    stage,
     stage_table,
 )
-from hrcore._write import WRITERS, Batches, Tally, write_batches
+from hrcore._write import WRITERS, Tally, Target, Writers, write_here
 
 MIN_BATCH_SIZE, MAX_BATCH_SIZE = 1, 1000
 MAX_WRITERS = 16
@@ -145,23 +146,26 @@ def load(
     location = _storage.check_location(_storage.default_source() if source is None else source)
     spec = _spec_for(location, table)
     found = _storage.resolve(location, spec)
-    blocks = _storage.read_blocks(found.uri)  # opened at the first block, if ever
-    try:
-        return run(
-            spec,
-            RowReader().rows(_utf8_checked(blocks, found.uri)),
-            source=found.uri,
-            identity=found.identity,
-            batch_size=batch_size,
-            url=_db.database_url(database_url),
-            progress=progress,
-            writers=writers,
-            limits=limits,
-            cancel=cancel,
-            verify=verify,
-        )
-    finally:
-        blocks.close()
+
+    @contextmanager
+    def read() -> Iterator[Iterable[pl.DataFrame]]:
+        """The file's rows, read from the start (a first pass reads its ids alone)."""
+        with closing(_storage.read_blocks(found.uri)) as blocks:
+            yield RowReader().rows(_utf8_checked(blocks, found.uri))
+
+    return run(
+        spec,
+        read,
+        source=found.uri,
+        identity=found.identity,
+        batch_size=batch_size,
+        url=_db.database_url(database_url),
+        progress=progress,
+        writers=writers,
+        limits=limits,
+        cancel=cancel,
+        verify=verify,
+    )
 
 
 def _utf8_checked(blocks: Iterator[bytes], uri: str) -> Iterator[bytes]:
@@ -218,9 +222,12 @@ def reference_ids(conn: Connection, spec: TableSpec) -> dict[str, pl.Series]:
     }
 
 
+Rows = Callable[[], AbstractContextManager[Iterable[pl.DataFrame]]]
+
+
 def run(
     spec: TableSpec,
-    rows: Iterable[pl.DataFrame],
+    read: Rows,
     *,
     source: str,
     identity: str | None,
@@ -234,7 +241,9 @@ def run(
     verify: bool = False,
     pool: ConnectionPool | None = None,
 ) -> LoadReport:
-    """Stage ``rows`` (chunks of ``line``, ``text``...), then commit them batch by batch.
+    """Stage the rows ``read`` gives (chunks of ``line``, ``text``...) and commit them
+    batch by batch: a file's batches as soon as they are staged (``read`` is called
+    twice: a first pass finds the ids that come back), a request's rows at once.
 
     A load with an ``identity`` (a file) has that file to itself, so two loaders of
     the same file take turns; and it is ``skipped`` when the table is as the last
@@ -274,23 +283,13 @@ def run(
                 return report
             staged = session_stage_table(spec) if session else stage_table(load_id)
             empty = not scalar(conn, f"SELECT EXISTS (SELECT FROM {spec.name})")
-            stager = Stager(
-                spec, rows, reference_ids(conn, spec), batch_size, progress, should_stop
-            )
-            stage(conn, staged, stager)
-            count = -(-stager.rows // batch_size)
-            batches = Batches(spec, staged, load_id, stager.rows, count, probe=not empty)
-            finished = write_batches(
-                conn,
-                url,
-                batches,
-                writers=writers,
-                tally=tally,
-                progress=progress,
-                should_stop=should_stop,
-            )
-            if not finished:
-                raise StopRequested
+            target = Target(spec, staged, load_id, probe=not empty)
+            _stage.create(conn, spec, staged)
+            loading = Loading(spec, read, reference_ids(conn, spec), batch_size, progress)
+            if session:
+                loading.request(conn, target, tally)
+            else:
+                loading.file(conn, url, target, writers, tally, should_stop)
             _ledger.finish(conn, load_id, staged=not session)
             report = _ledger.report(conn, load_id)
             _locks.release_all(conn)
@@ -306,6 +305,67 @@ def run(
         raise stopped from exc
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class Loading:
+    """What a load stages and writes: rows of ``spec`` as ``read`` gives them."""
+
+    spec: TableSpec
+    read: Rows
+    refs: dict[str, pl.Series]
+    batch_size: int
+    progress: ProgressCallback | None
+
+    def request(self, conn: Connection, target: Target, tally: Tally) -> None:
+        """A request's rows: staged in one ``COPY``, then written on this connection."""
+        with self.read() as rows:
+            stager = Stager(self.spec, rows, self.refs, self.batch_size, self.progress)
+            for table, _ in stager.chunks():
+                _stage.copy_in(conn, target.stage, table)
+        _stage.mark_duplicates(conn, target.stage)
+        write_here(conn, target, range(stager.batches), tally, self.progress)
+
+    def file(
+        self,
+        conn: Connection,
+        url: str,
+        target: Target,
+        writers: int,
+        tally: Tally,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """A file's rows: its repeated ids first, then each chunk staged on this
+        connection while ``writers`` connections commit the batches staged before."""
+        with self.read() as rows:
+            set_aside = repeated_ids(_stopping(rows, should_stop), len(self.spec.columns))
+        pool = Writers(url, target, writers, tally, self.progress, should_stop)
+        try:
+            with self.read() as rows:
+                stager = Stager(
+                    self.spec, rows, self.refs, self.batch_size, self.progress, should_stop,
+                    set_aside,
+                )  # fmt: skip
+                for table, batches in stager.chunks():
+                    _stage.copy_in(conn, target.stage, table)
+                    pool.give(batches)
+            last = _stage.settle_set_aside(conn, target.stage, stager.batches, self.batch_size)
+            pool.give(last)
+            pool.finish()
+        except BaseException:
+            pool.stop()
+            raise
+        if tally.batches < last.stop:  # the writers were asked to stop
+            raise StopRequested
+
+
+def _stopping(
+    chunks: Iterable[pl.DataFrame], should_stop: Callable[[], bool]
+) -> Iterator[pl.DataFrame]:
+    for chunk in chunks:
+        if should_stop():
+            raise StopRequested
+        yield chunk
 
 
 def _cancelled_by_user(exc: BaseException) -> bool:

@@ -9,6 +9,7 @@ answered with their reasons.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -104,7 +105,7 @@ def load_rows(
         raise UsageError(f"send 1 to {MAX_BATCH_SIZE} rows, not {lines.height}")
     report = run(
         spec,
-        [lines],
+        lambda: nullcontext([lines]),
         source=source,
         identity=None,
         batch_size=lines.height,

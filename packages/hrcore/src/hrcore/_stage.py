@@ -1,9 +1,14 @@
-"""Staging: validated rows, good and bad, streamed into one table with one ``COPY``.
+"""Staging: validated rows, good and bad, copied into one table, batch-numbered.
 
-Each row is tagged with its batch number, so that a batch is found by one index
-lookup; the staging table is unlogged and seen by every writer connection (or,
-for a request's rows, the session's own temporary table). Repeated ids are found
-while streaming, then all but the last of each are marked ``duplicate_id``.
+A file's rows are copied chunk by chunk (one ``COPY`` each, committed), so that
+writers can commit a chunk's batches while later chunks are still being read. A
+batch never spans two chunks. The rows whose id comes back later in the file
+(found by a first pass over the ids, see ``_duplicates``) get no batch yet: once
+the whole file is staged, all but the last valid row of each such id are marked
+``duplicate_id`` in SQL and the rows are numbered into the last batches.
+
+A request's rows (1 to 1000) go into the session's own temporary table, kept for
+the next request, in one ``COPY``; their duplicates are marked in SQL.
 """
 
 from __future__ import annotations
@@ -15,8 +20,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from hrcore._db import Connection, execute
-from hrcore._duplicates import RepeatedIds
+from hrcore._db import Connection, execute, scalar
 from hrcore._schema import STAGING_SCHEMA
 from hrcore._specs import TableSpec
 from hrcore._validate import validate
@@ -35,6 +39,10 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+class StopRequested(Exception):
+    """The load was asked to stop (cancelled) while it was being read."""
 
 
 def stage_table(load_id: int) -> str:
@@ -58,37 +66,28 @@ def _stage_schema(spec: TableSpec) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _stage_ddl(spec: TableSpec, stage: str) -> list[str]:
-    """Make the staging table: unlogged, seen by every writer; or this session's, reused."""
+def create(conn: Connection, spec: TableSpec, stage: str) -> None:
+    """Make the staging table: unlogged, seen by every writer, indexed by batch; or
+    this session's own, emptied for reuse."""
     columns = (
         "(line bigint, batch integer, raw text, reasons text, "
         + ", ".join(f"{c.name} {c.sql_type}" for c in spec.columns)
         + ")"
     )
     if stage.startswith("pg_temp."):
-        return [
-            f"CREATE TEMP TABLE IF NOT EXISTS {stage.split('.')[1]} {columns}",
-            f"TRUNCATE {stage}",
-        ]
-    return [f"CREATE UNLOGGED TABLE {stage} {columns}"]
-
-
-def _mark_duplicates_sql(stage: str, ids: set[int]) -> str:
-    """Of the valid staged rows with a repeated id, all but the last become duplicates."""
-    id_list = ",".join(str(int(i)) for i in sorted(ids))
-    return f"""
-UPDATE {stage} AS s SET reasons = 'duplicate_id'
-FROM (
-    SELECT id, max(line) AS last_line FROM {stage}
-    WHERE reasons IS NULL AND id IN ({id_list}) GROUP BY id
-) AS d
-WHERE s.id = d.id AND s.reasons IS NULL AND s.line < d.last_line"""
+        execute(conn, f"CREATE TEMP TABLE IF NOT EXISTS {stage.split('.')[1]} {columns}")
+        execute(conn, f"TRUNCATE {stage}")
+        return
+    execute(conn, f"CREATE UNLOGGED TABLE {stage} {columns}")
+    execute(conn, f"CREATE INDEX ON {stage} (batch)")  # kept up while chunks arrive
 
 
 class Stager:
-    """Turns chunks of rows into validated Arrow batches tagged with batch numbers.
+    """Validates chunks of rows and numbers them into batches of at most ``batch_size``.
 
-    ``should_stop`` is asked after each chunk: a load being cancelled stops reading.
+    Rows whose id is in ``set_aside`` and that pass the rules get no batch (null):
+    they wait for the end. ``should_stop`` is asked after each chunk: a load being
+    cancelled stops reading.
     """
 
     def __init__(
@@ -99,28 +98,38 @@ class Stager:
         batch_size: int,
         progress: ProgressCallback | None,
         should_stop: Callable[[], bool] = lambda: False,
+        set_aside: pl.Series | None = None,
     ) -> None:
         self.spec, self.source, self.refs = spec, rows, refs
         self.batch_size, self.progress, self.should_stop = batch_size, progress, should_stop
+        self.set_aside = set_aside if set_aside is not None else pl.Series("id", [], pl.Int64)
         self.schema = _stage_schema(spec)
         self.rows = 0
-        self.ids = RepeatedIds()
+        self.batches = 0  # numbered so far
         self.error: BaseException | None = None
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
+    def _numbered(self, chunk: pl.DataFrame) -> pl.DataFrame:
+        checked = validate(chunk, self.spec, self.refs)
+        waits = pl.col("reasons").is_null() & pl.col(self.spec.key).is_in(self.set_aside.implode())
+        order = (~waits).cast(pl.Int64).cum_sum() - 1  # place among this chunk's batched rows
+        numbered = checked.with_columns(
+            batch=pl.when(~waits).then(self.batches + order // self.batch_size).cast(pl.Int32)
+        )
+        batched = int(numbered["batch"].is_not_null().sum())
+        self.batches += -(-batched // self.batch_size)
+        self.rows += chunk.height
+        return numbered
+
+    def chunks(self) -> Iterator[tuple[pa.Table, range]]:
+        """Each chunk as an Arrow table, with the batch numbers it completes."""
         try:
             for chunk in self.source:
                 if chunk.height == 0:
                     continue
-                numbered = chunk.with_columns(
-                    batch=pl.int_range(self.rows, self.rows + chunk.height) // self.batch_size
-                )
-                checked = validate(numbered, self.spec, self.refs)
-                self.ids.add(checked.filter(pl.col("reasons").is_null())[self.spec.key])
-                self.rows += chunk.height
-                yield from (
-                    checked.select(self.schema.names).to_arrow().cast(self.schema).to_batches()
-                )
+                first = self.batches
+                numbered = self._numbered(chunk)
+                table = numbered.select(self.schema.names).to_arrow().cast(self.schema)
+                yield table, range(first, self.batches)
                 if self.progress:
                     self.progress(Progress(self.spec.name, "read", self.rows, None))
                 if self.should_stop():
@@ -129,39 +138,56 @@ class Stager:
             self.error = exc
             raise
 
-    def reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self.schema, self.batches())
 
-
-class StopRequested(Exception):
-    """The load was asked to stop (cancelled) while it was being read."""
-
-
-def stage(conn: Connection, stage: str, stager: Stager) -> None:
-    """Stream every row into the staging table, mark duplicates, index the batches.
-
-    An error in the stream (reading, validating, a progress callback) ends the
-    ``COPY`` and is raised as it was; the caller then closes the connection.
-    """
-    for statement in _stage_ddl(stager.spec, stage):
-        execute(conn, statement)
-    schema, table = stage.split(".")
+def copy_in(conn: Connection, stage: str, table: pa.Table) -> None:
+    """One chunk into the staging table: one ``COPY``, committed."""
+    schema, name = stage.split(".")
     temporary = schema == "pg_temp"
-    try:
-        with conn.cursor() as cur:
-            cur.adbc_ingest(
-                table,
-                stager.reader(),
-                mode="append",
-                db_schema_name=None if temporary else schema,
-                temporary=temporary,
-            )
-    except Exception:
-        if stager.error is not None:
-            raise stager.error from None
-        raise
-    if stager.ids.repeated:
-        execute(conn, _mark_duplicates_sql(stage, stager.ids.repeated))
-    if stager.rows > stager.batch_size:  # several batches: each is found by its number
-        execute(conn, f"CREATE INDEX ON {stage} (batch)")
-        execute(conn, f"ANALYZE {stage}")
+    with conn.cursor() as cur:
+        cur.adbc_ingest(
+            name,
+            table,
+            mode="append",
+            db_schema_name=None if temporary else schema,
+            temporary=temporary,
+        )
+
+
+def settle_set_aside(conn: Connection, stage: str, first_batch: int, batch_size: int) -> range:
+    """Once every row is staged: of the set-aside rows, all but the last valid one of
+    each id become ``duplicate_id``; then they are numbered into batches from
+    ``first_batch``. Returns those batches."""
+    execute(
+        conn,
+        f"""UPDATE {stage} AS s SET reasons = 'duplicate_id'
+        FROM (
+            SELECT id, max(line) AS last_line FROM {stage}
+            WHERE batch IS NULL AND reasons IS NULL GROUP BY id
+        ) AS d
+        WHERE s.batch IS NULL AND s.reasons IS NULL AND s.id = d.id AND s.line < d.last_line""",
+    )
+    count = scalar(
+        conn,
+        f"""WITH numbered AS (
+            UPDATE {stage} AS s SET batch = {first_batch:d} + (n.place - 1) / {batch_size:d}
+            FROM (SELECT line, row_number() OVER (ORDER BY line) AS place
+                  FROM {stage} WHERE batch IS NULL) AS n
+            WHERE s.batch IS NULL AND s.line = n.line
+            RETURNING 1
+        ) SELECT count(*) FROM numbered""",
+    )
+    return range(first_batch, first_batch + -(-int(count) // batch_size))
+
+
+def mark_duplicates(conn: Connection, stage: str) -> None:
+    """Of the valid staged rows with the same id, all but the last become duplicates
+    (a request's rows: a few hundred at most)."""
+    execute(
+        conn,
+        f"""UPDATE {stage} AS s SET reasons = 'duplicate_id'
+        FROM (
+            SELECT id, max(line) AS last_line FROM {stage}
+            WHERE reasons IS NULL GROUP BY id HAVING count(*) > 1
+        ) AS d
+        WHERE s.id = d.id AND s.reasons IS NULL AND s.line < d.last_line""",
+    )

@@ -53,7 +53,7 @@ def _field_names(n: int) -> list[str]:
 _QUOTED_FIELD = r'("(?:[^"]|"")*"|[^,"]*)'  # RFC 4180: quoted (quotes doubled), or plain
 
 
-def _split_fields(lines: pl.DataFrame, n: int) -> pl.DataFrame:
+def split_fields(lines: pl.DataFrame, n: int) -> pl.DataFrame:
     """Add ``n_fields`` and fields ``f0``..``f{n-1}`` (null past the end of a short line).
 
     Most lines split on commas in Polars. Lines that hold quotes and have exactly
@@ -181,7 +181,7 @@ def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]
     ]
     stripped = [f"v{i}" for i in range(n)]
     framed = (
-        (lines if split else _split_fields(lines, n))
+        (lines if split else split_fields(lines, n))
         .lazy()
         .with_columns(pl.col(f"f{i}").str.strip_chars().alias(v) for i, v in enumerate(stripped))
         .with_columns(

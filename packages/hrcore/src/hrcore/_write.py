@@ -2,15 +2,16 @@
 
 A batch's statement records its rejected rows, upserts its valid rows (unchanged
 rows are not even locked) and writes its counts to ``load_batches``, so the ledger
-always agrees with the table. A few connections write batches side by side; they
-all stop at the next batch boundary on the first error or when asked to stop.
+always agrees with the table. A few connections write batches side by side, as
+soon as they are staged; they all stop at the next batch boundary on the first
+error or when asked to stop.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -105,73 +106,118 @@ def commit_batch(conn: Connection, sql: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class Batches:
-    """What the writers write: ``count`` batches of a staged load."""
+class Target:
+    """Where batches go: the staged load they belong to."""
 
     spec: TableSpec
     stage: str
     load_id: int
-    rows: int
-    count: int
     probe: bool = True  # look rows up first (see batch_sql); not into an empty table
 
 
-def write_batches(
+def _write_one(
     conn: Connection,
-    url: str,
-    batches: Batches,
-    *,
-    writers: int,
+    target: Target,
+    batch: int,
     tally: Tally,
     progress: ProgressCallback | None,
-    should_stop: Callable[[], bool],
-) -> bool:
-    """Commit every batch, each in its own transaction; False if stopped before the end.
+    reporting: threading.Lock,
+) -> None:
+    sql = batch_sql(target.spec, target.stage, target.load_id, batch, probe=target.probe)
+    counts = commit_batch(conn, sql)
+    with reporting:  # one progress call at a time, counts in order
+        done = tally.add(counts)
+        if progress:
+            progress(Progress(target.spec.name, "write", done, None))
 
-    Writer k takes every ``writers``-th batch from batch k; the first writer uses
-    the loading connection, the others their own. Each checks ``should_stop``
-    before every batch; the first error stops them all at their next boundary.
+
+def write_here(
+    conn: Connection,
+    target: Target,
+    batches: range,
+    tally: Tally,
+    progress: ProgressCallback | None,
+) -> None:
+    """Commit batches on this connection, in this thread (a request's one batch)."""
+    reporting = threading.Lock()
+    for batch in batches:
+        _write_one(conn, target, batch, tally, progress, reporting)
+
+
+_DONE = -1  # what tells a writer there is no more to come
+
+
+class Writers:
+    """``count`` threads, each with a connection of its own, committing the batches
+    they are given as soon as they are given them, each batch in its own transaction.
+
+    The first error, or :meth:`stop`, or ``should_stop``, stops every writer at
+    its next batch boundary; :meth:`finish` waits for them and raises that error.
+    The loading thread only hands out batches and waits, so Ctrl-C reaches it,
+    not a driver call (which would cancel the batch in flight).
     """
-    workers = max(1, min(writers, batches.count))
-    stop = threading.Event()
-    reporting = threading.Lock()  # one progress call at a time, counts in order
 
-    def stopping() -> bool:
-        return stop.is_set() or should_stop()
+    def __init__(
+        self,
+        url: str,
+        target: Target,
+        count: int,
+        tally: Tally,
+        progress: ProgressCallback | None,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        self.url, self.target, self.tally, self.progress = url, target, tally, progress
+        self.should_stop = should_stop
+        self.todo: queue.Queue[int] = queue.Queue()
+        self.stopped = threading.Event()
+        self.errors: list[BaseException] = []
+        self.reporting = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._run, name=f"hrcore-writer-{k}", daemon=True)
+            for k in range(count)
+        ]
+        for thread in self.threads:
+            thread.start()
 
-    def write(on: Connection, first: int) -> None:
-        for batch in range(first, batches.count, workers):
-            if stopping():
-                return
-            sql = batch_sql(
-                batches.spec, batches.stage, batches.load_id, batch, probe=batches.probe
-            )
-            counts = commit_batch(on, sql)
-            with reporting:
-                done = tally.add(counts)
-                if progress:
-                    progress(Progress(batches.spec.name, "write", done, batches.rows))
-
-    def writer(first: int) -> None:
+    def _run(self) -> None:
         try:
-            if first == 0:
-                write(conn, first)
-            else:
-                with connect(url) as own:  # a connection of its own
-                    write(own, first)
-        except BaseException:
-            stop.set()
-            raise
+            with connect(self.url) as conn:
+                while not self.stopped.is_set():
+                    try:
+                        batch = self.todo.get(timeout=0.5)
+                    except queue.Empty:
+                        continue
+                    if batch == _DONE or self.should_stop():
+                        return
+                    _write_one(conn, self.target, batch, self.tally, self.progress, self.reporting)
+        except BaseException as exc:
+            self.errors.append(exc)
+            self.stopped.set()
 
-    # even one writer runs in a thread of its own: this thread only waits, so Ctrl-C
-    # reaches Python here (not the driver, which would cancel the batch in flight) and
-    # the writers stop after the batch they are in
-    with ThreadPoolExecutor(workers, thread_name_prefix="hrcore-writer") as pool:
-        futures = [pool.submit(writer, k) for k in range(workers)]
+    def give(self, batches: range) -> None:
+        """Hand out batches (staged and committed); raise a writer's error, if any."""
+        self.check()
+        for batch in batches:
+            self.todo.put(batch)
+
+    def check(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+
+    def stop(self) -> None:
+        """Stop every writer at its next batch boundary."""
+        self.stopped.set()
+
+    def finish(self) -> None:
+        """No more batches: wait for the writers to commit those given (or to stop)."""
+        for _ in self.threads:
+            self.todo.put(_DONE)
         try:
-            for future in futures:
-                future.result()
-        except BaseException:  # an error, or Ctrl-C while waiting: all stop at a boundary
-            stop.set()
+            for thread in self.threads:
+                thread.join()
+        except BaseException:  # Ctrl-C while waiting: they stop after their batch
+            self.stop()
+            for thread in self.threads:
+                thread.join()
             raise
-    return tally.batches == batches.count
+        self.check()
