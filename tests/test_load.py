@@ -469,7 +469,10 @@ def test_a_reload_of_the_same_content_is_skipped_unless_verified(refs: str, tmp_
     ]
 
 
-@pytest.mark.parametrize("between", ["departments", "restore", "other_file", "api_rows"])
+@pytest.mark.parametrize(
+    "between",
+    ["departments", "restore", "other_file", "api_rows", "sql_truncate", "sql_update", "sql_jobs"],
+)
 def test_a_reload_is_not_skipped_when_something_changed_the_table_or_its_references(
     refs: str, tmp_path: Path, between: str
 ) -> None:
@@ -488,13 +491,39 @@ def test_a_reload_is_not_skipped_when_something_changed_the_table_or_its_referen
         (tmp_path / "other").mkdir()
         other = write(tmp_path / "other", "hired_employees.csv", employees(range(1, 3), name="X"))
         hrcore.load(other, database_url=refs)
-    else:
+    elif between == "api_rows":
         row = {"id": 1, "name": "Y", "datetime": "2021-01-01T00:00:00Z", "department_id": 1}
         hrcore.load_rows("employees", [{**row, "job_id": 1}], database_url=refs)
+    elif between == "sql_truncate":  # someone in psql: no ledger entry, the counters move
+        query(refs, "TRUNCATE hired_employees")
+    elif between == "sql_update":
+        query(refs, "UPDATE hired_employees SET name = 'Y' WHERE id = 1")
+    else:
+        query(refs, "INSERT INTO jobs VALUES (50, 'New')")
 
     again = hrcore.load(path, database_url=refs)
 
     assert again.status == "succeeded"
     assert query(refs, "SELECT name FROM hired_employees WHERE id = 1") == [("N1",)]
+    assert query(refs, "SELECT count(*) FROM hired_employees WHERE id <= 10") == [(10,)]
     if between == "departments":
         assert (again.rows_inserted, again.rows_rejected) == (1, 0)
+
+
+def test_a_load_that_someone_else_wrote_beside_cannot_be_skipped_later(
+    refs: str, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "hired_employees.csv", employees(range(1, 501)))
+
+    def write_beside(progress: hrcore.Progress) -> None:
+        if progress.phase == "write" and progress.done == 100:  # a psql user, meanwhile
+            query(refs, "UPDATE hired_employees SET name = 'other' WHERE id = 1")
+
+    first = hrcore.load(path, database_url=refs, batch_size=100, writers=1, progress=write_beside)
+    again = hrcore.load(path, database_url=refs)
+
+    assert first.status == again.status == "succeeded"
+    assert query(refs, "SELECT table_state FROM load_runs WHERE id = $1", (first.load_id,)) == [
+        (None,)
+    ]
+    assert hrcore.load(path, database_url=refs).status == "skipped"  # the second vouches

@@ -10,6 +10,7 @@ import hrcore
 import polars as pl
 from click.testing import CliRunner
 from hrcore._db import connect, execute
+from hrcore._schema import SCHEMA_VERSION
 from hrcore.cli import main
 from polars.testing import assert_frame_equal
 
@@ -135,7 +136,7 @@ def test_a_database_of_the_previous_version_is_brought_up_to_date(server_url: st
             "WHERE conrelid = 'hired_employees'::regclass AND contype = 'f'",
         )
         assert enforced == [(0,)]
-        assert query(url, "SELECT version FROM hrcore_schema") == [(2,)]
+        assert query(url, "SELECT version FROM hrcore_schema") == [(SCHEMA_VERSION,)]
         query(url, "INSERT INTO hired_employees VALUES (2, 'B', '2021-08-05T00:00:00Z', 1, 1)")
         metrics_are_exact(url)
     finally:

@@ -50,11 +50,11 @@ def _check_references(spec: TableSpec, rows: str) -> str:
     return "".join(checks)
 
 
-def referencing_triggers(spec: TableSpec, summary: dict[str, str]) -> list[str]:
-    """DDL of the statement-level triggers on a referencing table (employees): the
-    reference checks, and ``summary``'s statements (per event: ``insert``, ``update``,
-    ``delete``, ``truncate``) in the same functions, so a statement's rows are
-    captured once."""
+def referencing_triggers(spec: TableSpec, summary: dict[str, str], first: str) -> list[str]:
+    """DDL of the statement-level triggers on a referencing table (employees): ``first``
+    (a statement run first in each), the reference checks, and ``summary``'s
+    statements (per event: ``insert``, ``update``, ``delete``, ``truncate``) in the
+    same functions, so a statement's rows are captured once."""
     declare = "DECLARE wanted bigint; found bigint; missing integer;"
     bodies = {
         "insert": ("NEW TABLE AS new_rows", _check_references(spec, "new_rows")),
@@ -71,7 +71,8 @@ def referencing_triggers(spec: TableSpec, summary: dict[str, str]) -> list[str]:
         ddl.append(
             f"""CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
 {declare}
-BEGIN{check}
+BEGIN
+    {first}{check}
     {summary.get(event, "")}
     RETURN NULL;
 END $$"""

@@ -83,30 +83,25 @@ def start(
     return int(load_id)
 
 
-def same_work(conn: Connection, load_id: int, spec: TableSpec, identity: str) -> int | None:
-    """The load whose work ``load_id`` would only repeat, if there is one.
-
-    That is the table's last load or restore (skipped loads aside), if it
-    succeeded with the same source and content identity, no load or restore of a
-    table it references came after it (a row rejected then might pass now), and
-    no other load of these tables runs now.
-    """
-    tables = ", ".join(
-        f"'{name}'" for name in [spec.name, *(c.references for c in spec.references)] if name
-    )
-    found = scalar(
+def same_work(
+    conn: Connection, load_id: int, spec: TableSpec, identity: str, table_state: str
+) -> int | None:
+    """The load whose work ``load_id`` would only repeat, if there is one: the last
+    load of the same source that succeeded, if its content identity is ``identity``
+    and it left the table and the tables it references in ``table_state``, the
+    state they are in now (nobody wrote them since: see ``_changes``)."""
+    found = execute(
         conn,
-        f"""WITH latest AS (
-                SELECT * FROM load_runs WHERE table_name IN ({tables})
-                AND status <> 'skipped' AND id <> $1 ORDER BY id DESC LIMIT 1)
-            SELECT l.id FROM latest l, load_runs me
-            WHERE me.id = $1 AND l.table_name = me.table_name AND l.kind = 'load'
-            AND l.status = 'succeeded' AND l.source = me.source AND l.object_identity = $2
-            AND NOT EXISTS (SELECT FROM load_runs r WHERE r.table_name IN ({tables})
-                            AND r.status = 'running' AND r.id <> $1)""",
-        (load_id, identity),
+        """SELECT p.id, p.object_identity, p.table_state FROM load_runs p, load_runs me
+           WHERE me.id = $1 AND p.table_name = me.table_name AND p.source = me.source
+             AND p.kind = 'load' AND p.status = 'succeeded' AND p.id < me.id
+           ORDER BY p.id DESC LIMIT 1""",
+        (load_id,),
     )
-    return None if found is None else int(found)
+    if not found:
+        return None
+    last, last_identity, last_state = found[0]
+    return int(last) if (last_identity, last_state) == (identity, table_state) else None
 
 
 def skip(conn: Connection, load_id: int, same_as: int) -> None:
@@ -121,9 +116,14 @@ def skip(conn: Connection, load_id: int, same_as: int) -> None:
     )
 
 
-def finish(conn: Connection, load_id: int, *, staged: bool = True) -> None:
-    """Close a load that went to the end: ``succeeded``."""
+def finish(
+    conn: Connection, load_id: int, *, staged: bool = True, table_state: str | None = None
+) -> None:
+    """Close a load that went to the end: ``succeeded``, with the state it left its
+    table in (see ``_changes``; None when it cannot tell)."""
     _close(conn, load_id, "succeeded", None, staged=staged)
+    if table_state is not None:
+        execute(conn, "UPDATE load_runs SET table_state = $1 WHERE id = $2", (table_state, load_id))
 
 
 def stop(url: str, load_id: int, status: str, error: str, *, staged: bool) -> LoadReport:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from hrcore import _db, _ledger, _locks, _stage, _storage, _summary
+from hrcore import _changes, _db, _ledger, _locks, _stage, _storage, _summary
 from hrcore._db import Connection, Limits, connect, scalar, small_query
 from hrcore._duplicates import repeated_ids
 from hrcore._errors import (
@@ -270,8 +270,9 @@ def run(
                 conn, spec, source if identity is not None else None, limits.lock_timeout
             )
             load_id = _ledger.start(conn, spec.name, source, identity, batch_size)
+            before = _changes.read(conn, _changes.watched(spec))
             same = (
-                _ledger.same_work(conn, load_id, spec, identity)
+                _ledger.same_work(conn, load_id, spec, identity, _changes.state(before))
                 if identity is not None and not verify
                 else None
             )
@@ -290,7 +291,9 @@ def run(
                 loading.request(conn, target, tally)
             else:
                 loading.file(conn, url, target, writers, tally, should_stop)
-            _ledger.finish(conn, load_id, staged=not session)
+            _ledger.finish(
+                conn, load_id, staged=not session, table_state=_left(conn, spec, before, tally)
+            )
             report = _ledger.report(conn, load_id)
             _locks.release_all(conn)
             if spec.name == SUMMARISED and (not session or load_id % COMPACT_EVERY == 0):
@@ -366,6 +369,15 @@ def _stopping(
         if should_stop():
             raise StopRequested
         yield chunk
+
+
+def _left(conn: Connection, spec: TableSpec, before: dict[str, int], tally: Tally) -> str | None:
+    """The state the load left its table in, if its own batches were the only writes
+    since it began (else None: this load cannot vouch for the table)."""
+    after = _changes.read(conn, [spec.name])[spec.name]
+    if after != before[spec.name] + _changes.BUMPS_PER_BATCH * tally.batches:
+        return None
+    return _changes.state({**before, spec.name: after})
 
 
 def _cancelled_by_user(exc: BaseException) -> bool:

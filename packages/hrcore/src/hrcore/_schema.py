@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hrcore import _db, _integrity, _summary
+from hrcore import _changes, _db, _integrity, _summary
 from hrcore._db import Connection, execute, scalar
 from hrcore._pool import ConnectionPool
 from hrcore._report import STATUSES
@@ -52,15 +52,19 @@ LEDGER_DDL = (
     # added by later versions (a ledger made before them gets them here)
     "ALTER TABLE load_runs ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'load'",
     "ALTER TABLE load_runs ADD COLUMN IF NOT EXISTS same_as bigint",
+    # the change counters of the table and its references when the load left them
+    # (null when someone else wrote meanwhile): see _changes
+    "ALTER TABLE load_runs ADD COLUMN IF NOT EXISTS table_state text",
     """CREATE INDEX IF NOT EXISTS load_runs_table ON load_runs (table_name, id DESC)
     WHERE status <> 'skipped'""",
     "CREATE INDEX IF NOT EXISTS load_runs_status ON load_runs (status) WHERE status = 'running'",
 )
 
 STAGING_SCHEMA = "hrcore_staging"  # unlogged tables of rows being loaded, one per load
-# what a database made by this version holds: integrity and the summary kept by
-# statement-level triggers (2); row-level foreign keys and a sharded keyed summary (1)
-SCHEMA_VERSION = 2
+# what a database made by this version holds: change counters (3); integrity and the
+# summary kept by statement-level triggers (2); row-level foreign keys and a sharded
+# keyed summary (1)
+SCHEMA_VERSION = 3
 _V1_OBJECTS = (  # the summary of version 1, replaced
     *(
         f"DROP TRIGGER IF EXISTS {name} ON hired_employees"
@@ -155,7 +159,11 @@ def _make(conn: Connection) -> None:
         execute(conn, statement)
     employees = TABLES["hired_employees"]
     _integrity.replace_foreign_keys(conn, employees)
-    for statement in _integrity.referencing_triggers(employees, _summary.trigger_statements()):
+    for statement in _changes.ddl(counted_by_own_triggers=employees):
+        execute(conn, statement)
+    counting = _changes.bump(employees.name)
+    triggers = _integrity.referencing_triggers(employees, _summary.trigger_statements(), counting)
+    for statement in triggers:
         execute(conn, statement)
     for statement in _integrity.referenced_triggers(employees):
         execute(conn, statement)
