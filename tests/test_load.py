@@ -527,3 +527,27 @@ def test_a_load_that_someone_else_wrote_beside_cannot_be_skipped_later(
         (None,)
     ]
     assert hrcore.load(path, database_url=refs).status == "skipped"  # the second vouches
+
+
+def test_a_reload_touches_only_the_rows_that_changed(refs: str, tmp_path: Path) -> None:
+    content = employees(range(1, 2501))
+    load_employees(refs, tmp_path, content + "9,,x,1,1\n")
+    before = dict(query(refs, "SELECT id, xmin::text FROM hired_employees"))
+    changed = content.replace("1700,N1700,", "1700,Renamed,") + "9,,x,1,1\n"
+    statements = "SELECT last_value FROM hrcore_changes_hired_employees"
+    counter = query(refs, statements)[0][0]
+
+    again = load_employees(refs, tmp_path, changed, batch_size=100)
+
+    # one statement wrote the table (its two triggers counted it); the 25 other batches
+    # were recorded as unchanged at once
+    assert query(refs, statements) == [(counter + 2,)]
+    assert (again.rows_updated, again.rows_unchanged, again.rows_rejected) == (1, 2499, 1)
+    assert again.batches == 26  # 25 batches of employees and the rejected row's
+    after = dict(query(refs, "SELECT id, xmin::text FROM hired_employees"))
+    assert [i for i in after if after[i] != before[i]] == [1700]  # the others not even locked
+    # no row but the updated one carries a lock
+    assert query(refs, "SELECT id FROM hired_employees WHERE xmax::text <> '0'") == [(1700,)]
+    assert query(
+        refs, "SELECT count(*) FROM rejected_rows WHERE load_id = $1", (again.load_id,)
+    ) == [(1,)]

@@ -39,13 +39,14 @@ from hrcore._report import LoadReport, Status
 from hrcore._schema import ensure_schema
 from hrcore._specs import TABLES, TableSpec, get_table, table_for_file
 from hrcore._stage import (
+    Progress,
     ProgressCallback,
     Stager,
     StopRequested,
     session_stage_table,
     stage_table,
 )
-from hrcore._write import WRITERS, Tally, Target, Writers, write_here
+from hrcore._write import WRITERS, Tally, Target, Writers, record_unchanged, write_here
 
 MIN_BATCH_SIZE, MAX_BATCH_SIZE = 1, 1000
 MAX_WRITERS = 16
@@ -351,15 +352,35 @@ class Loading:
                 )  # fmt: skip
                 for table, batches in stager.chunks():
                     _stage.copy_in(conn, target.stage, table)
-                    pool.give(batches)
+                    pool.give(_changing(conn, target, batches, tally, self.progress))
             last = _stage.settle_set_aside(conn, target.stage, stager.batches, self.batch_size)
-            pool.give(last)
+            pool.give(_changing(conn, target, last, tally, self.progress))
             pool.finish()
         except BaseException:
             pool.stop()
             raise
         if tally.batches < last.stop:  # the writers were asked to stop
             raise StopRequested
+
+
+def _changing(
+    conn: Connection,
+    target: Target,
+    batches: range,
+    tally: Tally,
+    progress: ProgressCallback | None,
+) -> list[int]:
+    """The batches that would change the table; those that would not (every valid row
+    as stored already) are recorded at once, in one statement. Into an empty table,
+    every batch changes it."""
+    if not target.probe or not batches:
+        return list(batches)
+    unchanged = record_unchanged(conn, target, batches)
+    for counts in unchanged.values():
+        done = tally.add(counts)
+    if unchanged and progress:
+        progress(Progress(target.spec.name, "write", done, None))
+    return [b for b in batches if b not in unchanged]
 
 
 def _stopping(
@@ -375,7 +396,7 @@ def _left(conn: Connection, spec: TableSpec, before: dict[str, int], tally: Tall
     """The state the load left its table in, if its own batches were the only writes
     since it began (else None: this load cannot vouch for the table)."""
     after = _changes.read(conn, [spec.name])[spec.name]
-    if after != before[spec.name] + _changes.BUMPS_PER_BATCH * tally.batches:
+    if after != before[spec.name] + _changes.BUMPS_PER_BATCH * tally.statements:
         return None
     return _changes.state({**before, spec.name: after})
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import adbc_driver_postgresql.dbapi as adbc
 
-from hrcore._db import Connection, connect, database_error
+from hrcore._db import Connection, connect, database_error, execute
 from hrcore._ledger import COUNTS
 from hrcore._specs import TableSpec
 from hrcore._stage import Progress, ProgressCallback
@@ -31,6 +31,7 @@ class Tally:
     """The counts of the batches committed so far, as their statements returned them."""
 
     batches: int = 0
+    statements: int = 0  # batches committed by a statement on the table (not recorded at once)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -87,6 +88,41 @@ SELECT {load_id:d}, {batch:d}, (SELECT count(*) FROM batch),
 RETURNING rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected"""
 
 
+def record_unchanged(
+    conn: Connection, target: Target, batches: range
+) -> dict[int, tuple[int, ...]]:
+    """In one statement (one snapshot): record in the ledger, with their rejected rows,
+    the batches among ``batches`` whose valid rows are all stored as they are (a
+    reload), and return their counts by batch; the others are left to the writers."""
+    spec, stage = target.spec, target.stage
+    values = spec.value_columns
+    stored = ", ".join(f"t.{c}" for c in values)
+    staged = ", ".join(f"s.{c}" for c in values)
+    rows = execute(
+        conn,
+        f"""WITH span AS MATERIALIZED (
+            SELECT * FROM {stage} WHERE batch BETWEEN {batches.start:d} AND {batches.stop - 1:d}
+        ), changing AS (
+            SELECT DISTINCT s.batch FROM span AS s WHERE s.reasons IS NULL AND NOT EXISTS (
+                SELECT FROM {spec.name} AS t WHERE t.{spec.key} = s.{spec.key}
+                AND ({stored}, NULL) IS NOT DISTINCT FROM ({staged}, NULL))
+        ), quiet AS (
+            SELECT batch FROM span EXCEPT SELECT batch FROM changing
+        ), rejected AS (
+            INSERT INTO rejected_rows (load_id, line_number, raw, reasons)
+            SELECT {target.load_id:d}, line, raw, string_to_array(reasons, ',') FROM span
+            WHERE reasons IS NOT NULL AND batch IN (SELECT batch FROM quiet)
+        )
+        INSERT INTO load_batches
+            (load_id, batch, rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected)
+        SELECT {target.load_id:d}, batch, count(*), 0, 0, count(*) FILTER (WHERE reasons IS NULL),
+            count(*) FILTER (WHERE reasons IS NOT NULL)
+        FROM span WHERE batch IN (SELECT batch FROM quiet) GROUP BY batch
+        RETURNING batch, rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected""",
+    )
+    return {int(r[0]): tuple(int(n) for n in r[1:]) for r in rows}
+
+
 def commit_batch(conn: Connection, sql: str) -> tuple[int, ...]:
     """Run one batch statement (its own transaction); retry it if it lost a deadlock.
 
@@ -126,6 +162,7 @@ def _write_one(
     sql = batch_sql(target.spec, target.stage, target.load_id, batch, probe=target.probe)
     counts = commit_batch(conn, sql)
     with reporting:  # one progress call at a time, counts in order
+        tally.statements += 1
         done = tally.add(counts)
         if progress:
             progress(Progress(target.spec.name, "write", done, None))
@@ -194,7 +231,7 @@ class Writers:
             self.errors.append(exc)
             self.stopped.set()
 
-    def give(self, batches: range) -> None:
+    def give(self, batches: Iterable[int]) -> None:
         """Hand out batches (staged and committed); raise a writer's error, if any."""
         self.check()
         for batch in batches:
