@@ -39,14 +39,13 @@ from hrcore._report import LoadReport, Status
 from hrcore._schema import ensure_schema
 from hrcore._specs import TABLES, TableSpec, get_table, table_for_file
 from hrcore._stage import (
-    Progress,
     ProgressCallback,
     Stager,
     StopRequested,
     session_stage_table,
     stage_table,
 )
-from hrcore._write import WRITERS, Tally, Target, Writers, record_unchanged, write_here
+from hrcore._write import WRITERS, Tally, Target, Writers, write_here
 
 MIN_BATCH_SIZE, MAX_BATCH_SIZE = 1, 1000
 MAX_WRITERS = 16
@@ -352,35 +351,15 @@ class Loading:
                 )  # fmt: skip
                 for table, batches in stager.chunks():
                     _stage.copy_in(conn, target.stage, table)
-                    pool.give(_changing(conn, target, batches, tally, self.progress))
+                    pool.give(batches)
             last = _stage.settle_set_aside(conn, target.stage, stager.batches, self.batch_size)
-            pool.give(_changing(conn, target, last, tally, self.progress))
+            pool.give(last)
             pool.finish()
         except BaseException:
             pool.stop()
             raise
         if tally.batches < last.stop:  # the writers were asked to stop
             raise StopRequested
-
-
-def _changing(
-    conn: Connection,
-    target: Target,
-    batches: range,
-    tally: Tally,
-    progress: ProgressCallback | None,
-) -> list[int]:
-    """The batches that would change the table; those that would not (every valid row
-    as stored already) are recorded at once, in one statement. Into an empty table,
-    every batch changes it."""
-    if not target.probe or not batches:
-        return list(batches)
-    unchanged = record_unchanged(conn, target, batches)
-    for counts in unchanged.values():
-        done = tally.add(counts)
-    if unchanged and progress:
-        progress(Progress(target.spec.name, "write", done, None))
-    return [b for b in batches if b not in unchanged]
 
 
 def _stopping(

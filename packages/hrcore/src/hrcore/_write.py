@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -181,12 +181,13 @@ def write_here(
         _write_one(conn, target, batch, tally, progress, reporting)
 
 
-_DONE = -1  # what tells a writer there is no more to come
-
-
 class Writers:
     """``count`` threads, each with a connection of its own, committing the batches
     they are given as soon as they are given them, each batch in its own transaction.
+
+    Into a table that had rows, a writer first records at once the batches of a
+    chunk that would change nothing (:func:`record_unchanged`), then writes the
+    others; into an empty one, the writers share out the batches one by one.
 
     The first error, or :meth:`stop`, or ``should_stop``, stops every writer at
     its next batch boundary; :meth:`finish` waits for them and raises that error.
@@ -205,7 +206,7 @@ class Writers:
     ) -> None:
         self.url, self.target, self.tally, self.progress = url, target, tally, progress
         self.should_stop = should_stop
-        self.todo: queue.Queue[int] = queue.Queue()
+        self.todo: queue.Queue[range | None] = queue.Queue()
         self.stopped = threading.Event()
         self.errors: list[BaseException] = []
         self.reporting = threading.Lock()
@@ -221,21 +222,37 @@ class Writers:
             with connect(self.url) as conn:
                 while not self.stopped.is_set():
                     try:
-                        batch = self.todo.get(timeout=0.5)
+                        job = self.todo.get(timeout=0.5)
                     except queue.Empty:
                         continue
-                    if batch == _DONE or self.should_stop():
+                    if job is None or self.should_stop():
                         return
-                    _write_one(conn, self.target, batch, self.tally, self.progress, self.reporting)
+                    self._do(conn, job)
         except BaseException as exc:
             self.errors.append(exc)
             self.stopped.set()
 
-    def give(self, batches: Iterable[int]) -> None:
-        """Hand out batches (staged and committed); raise a writer's error, if any."""
+    def _do(self, conn: Connection, batches: range) -> None:
+        unchanged = record_unchanged(conn, self.target, batches) if self.target.probe else {}
+        if unchanged:
+            with self.reporting:
+                for counts in unchanged.values():
+                    done = self.tally.add(counts)
+                if self.progress:
+                    self.progress(Progress(self.target.spec.name, "write", done, None))
+        for batch in (b for b in batches if b not in unchanged):
+            if self.stopped.is_set() or self.should_stop():
+                return
+            _write_one(conn, self.target, batch, self.tally, self.progress, self.reporting)
+
+    def give(self, batches: range) -> None:
+        """Hand out staged (committed) batches; raise a writer's error, if any."""
         self.check()
+        if self.target.probe:  # one job: check the chunk, then write what changes
+            self.todo.put(batches)
+            return
         for batch in batches:
-            self.todo.put(batch)
+            self.todo.put(range(batch, batch + 1))
 
     def check(self) -> None:
         if self.errors:
@@ -248,7 +265,7 @@ class Writers:
     def finish(self) -> None:
         """No more batches: wait for the writers to commit those given (or to stop)."""
         for _ in self.threads:
-            self.todo.put(_DONE)
+            self.todo.put(None)
         try:
             for thread in self.threads:
                 thread.join()
