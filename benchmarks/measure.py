@@ -105,6 +105,8 @@ def fresh_database(server_url: str, name: str) -> str:
         execute(conn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         execute(conn, f"CREATE DATABASE {name}")
     url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    with connect(url) as conn:  # made here: a process remembers a URL's schema as made
+        hrcore.init_schema(conn)
     for table in ("departments", "jobs"):
         hrcore.load(SAMPLE_FOLDER, table=table, database_url=url)
     return url
