@@ -29,17 +29,22 @@ _VIOLATION = "foreign_key_violation"  # SQLSTATE 23503
 
 def _check_references(spec: TableSpec, rows: str) -> str:
     """PL/pgSQL: lock the rows ``rows`` (a transition table) reference, and fail when
-    one is missing. The check is the lock: the distinct ids wanted, against the
-    rows locked."""
-    checks = []
-    for column in spec.references:
+    one is missing. One pass over ``rows`` collects the distinct ids per reference;
+    the check is the lock: the ids wanted, against the rows locked."""
+    columns = spec.references
+    wanted = ", ".join(f"array_agg(DISTINCT {c.name})" for c in columns)
+    into = ", ".join(f"ids_{k}" for k in range(len(columns)))
+    checks = [
+        f"""
+    SELECT {wanted} INTO {into} FROM {rows};"""
+    ]
+    for k, column in enumerate(columns):
         target, name = column.references, column.name
         checks.append(f"""
-    SELECT count(*) INTO wanted FROM (SELECT DISTINCT {name} FROM {rows}) AS w;
     SELECT count(*) INTO found FROM (
-        SELECT 1 FROM {target} AS t WHERE t.id IN (SELECT {name} FROM {rows}) FOR KEY SHARE
+        SELECT 1 FROM {target} AS t WHERE t.id = ANY(ids_{k}) FOR KEY SHARE
     ) AS f;
-    IF found < wanted THEN
+    IF found < coalesce(cardinality(ids_{k}), 0) THEN
         SELECT min(r.{name}) INTO missing FROM {rows} AS r
         WHERE NOT EXISTS (SELECT FROM {target} AS t WHERE t.id = r.{name});
         RAISE EXCEPTION USING ERRCODE = '{_VIOLATION}',
@@ -55,7 +60,8 @@ def referencing_triggers(spec: TableSpec, summary: dict[str, str], first: str) -
     (a statement run first in each), the reference checks, and ``summary``'s
     statements (per event: ``insert``, ``update``, ``delete``, ``truncate``) in the
     same functions, so a statement's rows are captured once."""
-    declare = "DECLARE wanted bigint; found bigint; missing integer;"
+    arrays = " ".join(f"ids_{k} integer[];" for k in range(len(spec.references)))
+    declare = f"DECLARE found bigint; missing integer; {arrays}"
     bodies = {
         "insert": ("NEW TABLE AS new_rows", _check_references(spec, "new_rows")),
         "update": (

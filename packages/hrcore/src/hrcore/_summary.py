@@ -50,16 +50,34 @@ def _append(counted: str) -> str:
     FROM ({counted}) AS c(y, q, d, j, n) WHERE n <> 0 HAVING count(*) > 0;"""
 
 
+_QUARTER = f"date_trunc('quarter', datetime {_UTC})"  # one call per row; years and
+# quarters are then taken from each group's start, not from every row
+
+
+def _counted(rows: str, sign: str = "") -> str:
+    """(quarter's start, department, job, count) of a transition table's rows;
+    ``sign`` ``-`` counts them out."""
+    return f"SELECT {_QUARTER}, department_id, job_id, {sign}count(*) FROM {rows} GROUP BY 1, 2, 3"
+
+
+def _by_key(grouped: str) -> str:
+    """A query of (quarter's start, d, j, n) as (year, quarter, d, j, n)."""
+    return f"""SELECT extract(year FROM s)::int, extract(quarter FROM s)::int, d, j, n
+    FROM ({grouped}) AS g(s, d, j, n)"""
+
+
 def trigger_statements() -> dict[str, str]:
     """What the employees' triggers add to the summary, per event."""
     return {
-        "insert": _append(f"SELECT {_KEY}, count(*) FROM new_rows GROUP BY 1, 2, 3, 4"),
+        "insert": _append(_by_key(_counted("new_rows"))),
         "update": _append(
-            f"""SELECT y, q, d, j, sum(n) FROM (
-                SELECT {_KEY}, 1 FROM new_rows UNION ALL SELECT {_KEY}, -1 FROM old_rows
-            ) AS u(y, q, d, j, n) GROUP BY 1, 2, 3, 4"""
+            _by_key(
+                f"""SELECT s, d, j, sum(n) FROM (
+                {_counted("new_rows")} UNION ALL {_counted("old_rows", "-")}
+            ) AS u(s, d, j, n) GROUP BY 1, 2, 3"""
+            )
         ),
-        "delete": _append(f"SELECT {_KEY}, -count(*) FROM old_rows GROUP BY 1, 2, 3, 4"),
+        "delete": _append(_by_key(_counted("old_rows", "-"))),
         "truncate": "DELETE FROM hire_counts; DELETE FROM hire_count_deltas;",
     }
 
