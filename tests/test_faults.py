@@ -26,6 +26,7 @@ import boto3
 import hrcore
 import pytest
 from hrcore._db import connect, execute
+from hrcore._storage import BLOCK_BYTES
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import InThread, query, wait_until, write
@@ -78,25 +79,34 @@ def backend(url: str, pid: int) -> tuple[str, str | None, str] | None:
 
 
 def writers(url: str, load_id: int) -> list[int]:
-    """The backends of a load's writers: their statements name its staging table."""
+    """The backends of a load's writers: they say which load they write for."""
     return [pid for (pid,) in query(
-        url, "SELECT pid FROM pg_stat_activity WHERE application_name = 'hrcore' "
-        "AND pid <> pg_backend_pid() AND query LIKE $1", (f"%hrcore_staging.stage_{load_id} %",),
+        url, "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+        (f"hrcore writer of load {load_id}",),
     )]  # fmt: skip
 
 
-def only_whole_batches(url: str, load_id: int) -> None:
-    """The table holds exactly the rows of the load's committed batches, as its staging
-    table (still there until the next load) numbered them, and each batch whole."""
+def batches_of(path: Path) -> list[list[int]]:
+    """The ids of each batch a load of ``path`` makes (a clean file, one row per line):
+    the rows as each block read completes them (a batch never spans two blocks), then
+    by BATCH rows."""
+    data, batches, start = path.read_bytes(), [], 0
+    for block_end in range(BLOCK_BYTES, len(data) + BLOCK_BYTES, BLOCK_BYTES):
+        end = data.rfind(b"\n", 0, min(block_end, len(data))) + 1  # rows whole by then
+        ids = [int(row.split(b",", 1)[0]) for row in data[start:end].splitlines()]
+        batches += [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]
+        start = end
+    return batches
+
+
+def only_whole_batches(url: str, load_id: int, path: Path) -> None:
+    """The table holds exactly the rows of the load's committed batches, each batch
+    whole, and the ledger counts them."""
     batches = committed_batches(url, load_id)
-    staged = query(
-        url,
-        f"SELECT id FROM hrcore_staging.stage_{load_id} WHERE batch = ANY($1::int[]) ORDER BY id",
-        ("{" + ",".join(map(str, batches)) + "}",),
-    )
-    assert query(url, "SELECT id FROM hired_employees ORDER BY id") == staged
+    expected = sorted((i,) for b in batches for i in batches_of(path)[b])
+    assert query(url, "SELECT id FROM hired_employees ORDER BY id") == expected
     sums = "SELECT count(*), coalesce(sum(rows_inserted), 0) FROM load_batches WHERE load_id = $1"
-    assert query(url, sums, (load_id,)) == [(len(batches), len(staged))]
+    assert query(url, sums, (load_id,)) == [(len(batches), len(expected))]
 
 
 def rerun_converges(url: str, path: Path, dead: int, status: str = "failed") -> None:
@@ -132,7 +142,7 @@ def until_stopped_between_batches(url: str, process: subprocess.Popen[str], load
     wait_until(frozen_while_idle, "the loader frozen between two batches")
 
 
-@pytest.mark.parametrize("point", ["reading", "staging", "between_batches", "inside_a_batch",
+@pytest.mark.parametrize("point", ["reading", "writing", "between_batches", "inside_a_batch",
                                    "finishing"])  # fmt: skip
 def test_a_load_killed_at_any_point_commits_whole_batches_and_a_rerun_converges(
     refs: str, big_file: Path, point: str
@@ -148,14 +158,8 @@ def test_a_load_killed_at_any_point_commits_whole_batches_and_a_rerun_converges(
         load = running_load(refs)
         assert load is not None
         load_id, pid = load
-        if point == "staging":
-            wait_until(
-                lambda: (
-                    query(refs, f"SELECT pg_relation_size('hrcore_staging.stage_{load_id}')")
-                    != [(0,)]
-                ),
-                "rows reach the staging table",
-            )
+        if point == "writing":  # while batches are being read and written
+            wait_until(lambda: committed_batches(refs, load_id) != [], "a batch committed")
         elif point == "between_batches":
             until_stopped_between_batches(refs, process, load_id)
         elif point == "inside_a_batch":
@@ -181,7 +185,7 @@ def test_a_load_killed_at_any_point_commits_whole_batches_and_a_rerun_converges(
         blockers.close()
 
     assert query(refs, "SELECT status FROM load_runs WHERE id = $1", (load_id,)) == [("running",)]
-    only_whole_batches(refs, load_id)
+    only_whole_batches(refs, load_id, big_file)
     if point == "finishing":  # every batch was committed
         assert query(refs, "SELECT count(*) FROM hired_employees") == [(ROWS,)]
     rerun_converges(refs, big_file, load_id)

@@ -10,7 +10,7 @@ import hrcore
 import pytest
 from hrcore._db import connect, execute
 
-from tests.conftest import InThread, query, upload, wait_until, write
+from tests.conftest import InThread, query, summary_is_exact, upload, wait_until, write
 
 
 def employees(ids: range, name: str = "N") -> str:
@@ -551,3 +551,41 @@ def test_a_reload_touches_only_the_rows_that_changed(refs: str, tmp_path: Path) 
     assert query(
         refs, "SELECT count(*) FROM rejected_rows WHERE load_id = $1", (again.load_id,)
     ) == [(1,)]
+
+
+def test_a_batch_whose_id_someone_writes_during_a_first_load_is_upserted_instead(
+    refs: str, tmp_path: Path
+) -> None:
+    # the table is empty when the load begins, so its batches are copied straight in;
+    # meanwhile a psql user writes id 1500, of batch 1 (which also holds a bad row)
+    content = employees(range(1, 1501)) + "x,bad,x,1,1\n" + employees(range(1501, 3001))
+    path = write(tmp_path, "hired_employees.csv", content)
+    with connect(refs, autocommit=False) as other:
+        execute(other, "INSERT INTO hired_employees VALUES (1500, 'other', now(), 2, 2)")
+        loading = InThread(lambda: hrcore.load(path, database_url=refs, writers=1))
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND application_name LIKE 'hrcore writer of load %'"
+        )
+        wait_until(lambda: query(refs, waiting) == [(1,)], "batch 1 waits for id 1500")
+        other.commit()
+    report = loading.result()
+
+    assert (report.status, report.rows_read, report.rows_rejected) == ("succeeded", 3001, 1)
+    assert (report.rows_inserted, report.rows_updated) == (2999, 1)
+    assert query(refs, "SELECT name, department_id FROM hired_employees WHERE id = 1500") == [
+        ("N1500", 1)
+    ]
+    assert query(refs, "SELECT count(*), min(id), max(id) FROM hired_employees") == [
+        (3000, 1, 3000)
+    ]
+    ledger = query(
+        refs,
+        "SELECT sum(rows_inserted), sum(rows_updated), sum(rows_rejected) FROM load_batches "
+        "WHERE load_id = $1",
+        (report.load_id,),
+    )
+    assert ledger == [(2999, 1, 1)]
+    rejected = "SELECT line_number FROM rejected_rows WHERE load_id = $1"
+    assert query(refs, rejected, (report.load_id,)) == [(1501,)]
+    assert summary_is_exact(refs)

@@ -12,6 +12,7 @@ from urllib.parse import quote, unquote
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
+import pyarrow as pa
 from adbc_driver_manager.dbapi import Connection as Connection
 
 from hrcore import _embedded
@@ -244,6 +245,27 @@ def small_query(conn: Connection, sql: str) -> tuple[Any, ...] | None:
             cur.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
             cur.execute(sql)
             return cur.fetchone()
+    except adbc.Error as exc:
+        raise database_error(exc) from exc
+
+
+def ingest(conn: Connection, table: str, rows: pa.Table) -> None:
+    """Append ``rows`` to ``table`` in one ``COPY`` (its columns named by the rows')."""
+    try:
+        with conn.cursor() as cur:
+            cur.adbc_ingest(table, rows, mode="append")
+    except adbc.Error as exc:
+        raise database_error(exc) from exc
+
+
+def run_script(conn: Connection, sql: str) -> None:
+    """Statements without results, ``;``-separated, in one round trip (PostgreSQL's
+    simple protocol: nothing prepared, no parameters, so callers put only checked
+    integers into ``sql``)."""
+    try:
+        with conn.cursor() as cur:
+            cur.adbc_statement.set_sql_query(sql)
+            cur.adbc_statement.execute_update()
     except adbc.Error as exc:
         raise database_error(exc) from exc
 

@@ -349,9 +349,15 @@ class Loading:
                     self.spec, rows, self.refs, self.batch_size, self.progress, should_stop,
                     set_aside,
                 )  # fmt: skip
-                for table, batches in stager.chunks():
-                    _stage.copy_in(conn, target.stage, table)
-                    pool.give(batches)
+                if target.probe:
+                    for table, batches in stager.chunks():
+                        _stage.copy_in(conn, target.stage, table)
+                        pool.give(batches)
+                else:  # an empty table: valid rows are copied straight in
+                    for table, copied in stager.direct_chunks():
+                        if table.num_rows:
+                            _stage.copy_in(conn, target.stage, table)
+                        pool.give_copied(copied)
             last = _stage.settle_set_aside(conn, target.stage, stager.batches, self.batch_size)
             pool.give(last)
             pool.finish()
@@ -375,7 +381,7 @@ def _left(conn: Connection, spec: TableSpec, before: dict[str, int], tally: Tall
     """The state the load left its table in, if its own batches were the only writes
     since it began (else None: this load cannot vouch for the table)."""
     after = _changes.read(conn, [spec.name])[spec.name]
-    if after != before[spec.name] + _changes.BUMPS_PER_BATCH * tally.statements:
+    if after != before[spec.name] + tally.bumps:
         return None
     return _changes.state({**before, spec.name: after})
 

@@ -7,6 +7,10 @@ batch never spans two chunks. The rows whose id comes back later in the file
 the whole file is staged, all but the last valid row of each such id are marked
 ``duplicate_id`` in SQL and the rows are numbered into the last batches.
 
+Into a table that was empty when its load began, a batch's valid rows skip staging:
+they come out of a chunk as a :class:`Batch`, to be copied straight into the table;
+only the chunk's rejected and set-aside rows are staged.
+
 A request's rows (1 to 1000) go into the session's own temporary table, kept for
 the next request, in one ``COPY``; their duplicates are marked in SQL.
 """
@@ -39,6 +43,20 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A batch whose valid rows are not staged: ``rows`` (staging columns) go straight
+    into the table; its ``rejected`` rows are staged under its number."""
+
+    number: int
+    rows: pa.Table
+    rejected: int
+
+    @property
+    def read(self) -> int:
+        return self.rows.num_rows + self.rejected
 
 
 class StopRequested(Exception):
@@ -122,14 +140,41 @@ class Stager:
 
     def chunks(self) -> Iterator[tuple[pa.Table, range]]:
         """Each chunk as an Arrow table, with the batch numbers it completes."""
+        for numbered, batches in self._each():
+            yield self._arrow(numbered), batches
+
+    def direct_chunks(self) -> Iterator[tuple[pa.Table, list[Batch]]]:
+        """Each chunk as the rows to stage (rejected or set aside) and the batches it
+        completes, their valid rows apart (:class:`Batch`)."""
+        batch, reasons = pl.col("batch"), pl.col("reasons")
+        for numbered, batches in self._each():
+            straight = batch.is_not_null() & reasons.is_null()
+            rejected = dict(
+                numbered.filter(batch.is_not_null() & reasons.is_not_null())
+                .group_by("batch")
+                .len()
+                .iter_rows()
+            )
+            valid = numbered.filter(straight)  # in batch order: numbered in line order
+            sizes = dict(valid.group_by("batch").len().iter_rows())
+            rows, start, copied = self._arrow(valid), 0, []
+            for n in batches:
+                size = sizes.get(n, 0)
+                copied.append(Batch(n, rows.slice(start, size), rejected.get(n, 0)))
+                start += size
+            yield self._arrow(numbered.filter(~straight)), copied
+
+    def _arrow(self, frame: pl.DataFrame) -> pa.Table:
+        return frame.select(self.schema.names).to_arrow().cast(self.schema)
+
+    def _each(self) -> Iterator[tuple[pl.DataFrame, range]]:
         try:
             for chunk in self.source:
                 if chunk.height == 0:
                     continue
                 first = self.batches
                 numbered = self._numbered(chunk)
-                table = numbered.select(self.schema.names).to_arrow().cast(self.schema)
-                yield table, range(first, self.batches)
+                yield numbered, range(first, self.batches)
                 if self.progress:
                     self.progress(Progress(self.spec.name, "read", self.rows, None))
                 if self.should_stop():

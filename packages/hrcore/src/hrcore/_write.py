@@ -2,9 +2,12 @@
 
 A batch's statement records its rejected rows, upserts its valid rows (unchanged
 rows are not even locked) and writes its counts to ``load_batches``, so the ledger
-always agrees with the table. A few connections write batches side by side, as
-soon as they are staged; they all stop at the next batch boundary on the first
-error or when asked to stop.
+always agrees with the table. Into a table that was empty when the load began, a
+batch is instead one transaction of a ``COPY`` of its valid rows straight into the
+table, its rejected rows and its counts: no staging, no upsert; should one of its
+ids be there by then (another writer's), the batch is staged and upserted instead.
+A few connections write batches side by side, as soon as they are staged; they all
+stop at the next batch boundary on the first error or when asked to stop.
 """
 
 from __future__ import annotations
@@ -12,18 +15,24 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import adbc_driver_postgresql.dbapi as adbc
 
-from hrcore._db import Connection, connect, database_error, execute
+from hrcore import _stage
+from hrcore._changes import BUMPS_PER_BATCH
+from hrcore._db import Connection, connect, database_error, execute, ingest, run_script
+from hrcore._errors import DatabaseError
 from hrcore._ledger import COUNTS
 from hrcore._specs import TableSpec
-from hrcore._stage import Progress, ProgressCallback
+from hrcore._stage import Batch, Progress, ProgressCallback
 
 WRITERS = 2  # connections writing batches at once
 ATTEMPTS = 3
 _RETRIED = {"40P01", "40001"}  # deadlock, serialization failure: nothing was committed
+_TAKEN = "23505"  # unique violation: an id of a copied batch is in the table already
+QUEUED = 256  # batches handed out and not yet taken by a writer: bounds a load's memory
 
 
 @dataclass
@@ -31,7 +40,7 @@ class Tally:
     """The counts of the batches committed so far, as their statements returned them."""
 
     batches: int = 0
-    statements: int = 0  # batches committed by a statement on the table (not recorded at once)
+    bumps: int = 0  # the table's change counter, moved by the statements of these batches
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -141,6 +150,46 @@ def commit_batch(conn: Connection, sql: str) -> tuple[int, ...]:
     raise AssertionError("unreachable")
 
 
+def copy_batch(conn: Connection, target: Target, batch: Batch) -> tuple[int, ...] | None:
+    """One batch into a table that was empty, its own transaction in three round trips:
+    its counts into ``load_batches`` and its rejected rows (staged) into
+    ``rejected_rows``; its valid rows in one ``COPY``; the commit.
+
+    Returns its counts, or None (nothing written) if one of its ids is in the table
+    already: someone else wrote it since the load began.
+    """
+    spec, load_id = target.spec, target.load_id
+    counts = (batch.read, batch.rows.num_rows, 0, 0, batch.rejected)
+    first = [
+        "BEGIN",
+        "INSERT INTO load_batches (load_id, batch, rows_read, rows_inserted, rows_updated, "
+        f"rows_unchanged, rows_rejected) VALUES ({load_id:d}, {batch.number:d}, "
+        + ", ".join(f"{n:d}" for n in counts)
+        + ")",
+    ]
+    if batch.rejected:
+        first.append(
+            "INSERT INTO rejected_rows (load_id, line_number, raw, reasons) "
+            f"SELECT {load_id:d}, line, raw, string_to_array(reasons, ',') FROM {target.stage} "
+            f"WHERE batch = {batch.number:d} AND reasons IS NOT NULL"
+        )
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            run_script(conn, "; ".join(first))
+            if batch.rows.num_rows:
+                ingest(conn, spec.name, batch.rows.select(spec.column_names))
+            run_script(conn, "COMMIT")
+            return counts
+        except DatabaseError as exc:
+            with suppress(DatabaseError):
+                run_script(conn, "ROLLBACK")
+            if exc.sqlstate == _TAKEN:
+                return None
+            if exc.sqlstate not in _RETRIED or attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where batches go: the staged load they belong to."""
@@ -161,8 +210,37 @@ def _write_one(
 ) -> None:
     sql = batch_sql(target.spec, target.stage, target.load_id, batch, probe=target.probe)
     counts = commit_batch(conn, sql)
+    _report(counts, BUMPS_PER_BATCH, target, tally, progress, reporting)
+
+
+def _copy_one(
+    conn: Connection,
+    target: Target,
+    batch: Batch,
+    tally: Tally,
+    progress: ProgressCallback | None,
+    reporting: threading.Lock,
+) -> None:
+    counts = copy_batch(conn, target, batch)
+    if counts is None:  # written meanwhile by someone else: staged and upserted instead
+        _stage.copy_in(conn, target.stage, batch.rows)
+        sql = batch_sql(target.spec, target.stage, target.load_id, batch.number)
+        counts, bumps = commit_batch(conn, sql), BUMPS_PER_BATCH
+    else:  # a COPY fires the INSERT triggers only; none without rows
+        bumps = 1 if batch.rows.num_rows else 0
+    _report(counts, bumps, target, tally, progress, reporting)
+
+
+def _report(
+    counts: tuple[int, ...],
+    bumps: int,
+    target: Target,
+    tally: Tally,
+    progress: ProgressCallback | None,
+    reporting: threading.Lock,
+) -> None:
     with reporting:  # one progress call at a time, counts in order
-        tally.statements += 1
+        tally.bumps += bumps
         done = tally.add(counts)
         if progress:
             progress(Progress(target.spec.name, "write", done, None))
@@ -187,7 +265,9 @@ class Writers:
 
     Into a table that had rows, a writer first records at once the batches of a
     chunk that would change nothing (:func:`record_unchanged`), then writes the
-    others; into an empty one, the writers share out the batches one by one.
+    others; into an empty one, the writers share out the batches one by one, each
+    copied straight in (:func:`copy_batch`). At most :data:`QUEUED` jobs wait for a
+    writer: the loading thread waits for room, so memory stays bounded.
 
     The first error, or :meth:`stop`, or ``should_stop``, stops every writer at
     its next batch boundary; :meth:`finish` waits for them and raises that error.
@@ -206,7 +286,7 @@ class Writers:
     ) -> None:
         self.url, self.target, self.tally, self.progress = url, target, tally, progress
         self.should_stop = should_stop
-        self.todo: queue.Queue[range | None] = queue.Queue()
+        self.todo: queue.Queue[range | Batch | None] = queue.Queue(QUEUED)
         self.stopped = threading.Event()
         self.errors: list[BaseException] = []
         self.reporting = threading.Lock()
@@ -220,39 +300,62 @@ class Writers:
     def _run(self) -> None:
         try:
             with connect(self.url) as conn:
+                name = f"hrcore writer of load {self.target.load_id:d}"
+                execute(conn, f"SET application_name = '{name}'")  # seen in pg_stat_activity
                 while not self.stopped.is_set():
                     try:
                         job = self.todo.get(timeout=0.5)
                     except queue.Empty:
                         continue
-                    if job is None or self.should_stop():
+                    if job is None:
+                        return
+                    if self.should_stop():
+                        self.stopped.set()  # the loading thread waits for room no more
                         return
                     self._do(conn, job)
         except BaseException as exc:
             self.errors.append(exc)
             self.stopped.set()
 
-    def _do(self, conn: Connection, batches: range) -> None:
-        unchanged = record_unchanged(conn, self.target, batches) if self.target.probe else {}
+    def _do(self, conn: Connection, job: range | Batch) -> None:
+        if isinstance(job, Batch):
+            _copy_one(conn, self.target, job, self.tally, self.progress, self.reporting)
+            return
+        unchanged = record_unchanged(conn, self.target, job) if self.target.probe else {}
         if unchanged:
             with self.reporting:
                 for counts in unchanged.values():
                     done = self.tally.add(counts)
                 if self.progress:
                     self.progress(Progress(self.target.spec.name, "write", done, None))
-        for batch in (b for b in batches if b not in unchanged):
+        for batch in (b for b in job if b not in unchanged):
             if self.stopped.is_set() or self.should_stop():
                 return
             _write_one(conn, self.target, batch, self.tally, self.progress, self.reporting)
 
     def give(self, batches: range) -> None:
         """Hand out staged (committed) batches; raise a writer's error, if any."""
-        self.check()
         if self.target.probe:  # one job: check the chunk, then write what changes
-            self.todo.put(batches)
+            self._put(batches)
             return
         for batch in batches:
-            self.todo.put(range(batch, batch + 1))
+            self._put(range(batch, batch + 1))
+
+    def give_copied(self, batches: list[Batch]) -> None:
+        """Hand out batches to copy straight in (their rejected rows staged, committed)."""
+        for batch in batches:
+            self._put(batch)
+
+    def _put(self, job: range | Batch | None) -> None:
+        """Queue a job once there is room (raising a writer's error meanwhile); not
+        once the writers have stopped."""
+        while not self.stopped.is_set():
+            try:
+                self.todo.put(job, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        self.check()
 
     def check(self) -> None:
         if self.errors:
@@ -265,7 +368,7 @@ class Writers:
     def finish(self) -> None:
         """No more batches: wait for the writers to commit those given (or to stop)."""
         for _ in self.threads:
-            self.todo.put(None)
+            self._put(None)
         try:
             for thread in self.threads:
                 thread.join()
