@@ -137,6 +137,8 @@ def test_a_database_of_the_previous_version_is_brought_up_to_date(server_url: st
         )
         assert enforced == [(0,)]
         assert query(url, "SELECT version FROM hrcore_schema") == [(SCHEMA_VERSION,)]
+        storage = "SELECT DISTINCT attstorage FROM pg_attribute WHERE attnum > 0 AND attrelid = "
+        assert query(url, storage + "'hire_count_deltas'::regclass") == [("e",)]  # uncompressed
         query(url, "INSERT INTO hired_employees VALUES (2, 'B', '2021-08-05T00:00:00Z', 1, 1)")
         metrics_are_exact(url)
     finally:

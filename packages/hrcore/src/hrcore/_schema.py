@@ -61,11 +61,10 @@ LEDGER_DDL = (
 )
 
 STAGING_SCHEMA = "hrcore_staging"  # unlogged tables of rows being loaded, one per load
-# what a database made by this version holds: cheaper triggers (4); change counters (3);
-# integrity and the
-# summary kept by statement-level triggers (2); row-level foreign keys and a sharded
-# keyed summary (1)
-SCHEMA_VERSION = 4
+# what a database made by this version holds: summary deltas stored uncompressed (5);
+# cheaper triggers (4); change counters (3); integrity and the summary kept by
+# statement-level triggers (2); row-level foreign keys and a sharded keyed summary (1)
+SCHEMA_VERSION = 5
 _V1_OBJECTS = (  # the summary of version 1, replaced
     *(
         f"DROP TRIGGER IF EXISTS {name} ON hired_employees"
