@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from hrcore._duplicates import SMALL, RepeatedIds, first_field_ids, repeated_ids
+from hrcore._duplicates import SMALL, RepeatedIds, line_start_ids, repeated_ids
+from hrcore._lines import RowReader
+from hrcore._specs import DEPARTMENTS
+from hrcore._validate import validate
 
 
 @pytest.mark.parametrize("small", [0, 4, SMALL])
@@ -17,12 +20,23 @@ def test_ids_seen_again_in_a_chunk_or_a_later_one_are_repeated(small: int) -> No
     assert ids.repeated.to_list() == [1, 2, 3, 7, 2_147_483_647]
 
 
-def test_the_first_pass_reads_ids_as_validation_does() -> None:
-    rows = pl.DataFrame(
-        {
-            "line": [1, 2, 3, 4, 5, 6, 7, 8],
-            "text": [" 7 ,a", '"7",b', "+007,c", "x,d", "0,e", '"1,2",f', "9", "2147483648,g"],
-        }
-    )
-    assert first_field_ids(rows, 2).to_list() == [7, 7, 7, None, None, None, 9, None]
-    assert repeated_ids([rows, rows.head(1)], 2).to_list() == [7]
+FIRST_PASS_INPUT = (
+    b"\xef\xbb\xbf1,a\r\n"  # a byte-order mark, CRLF
+    b' 7 ,b\n"7",c\n+007,d\nx,e\n0,f\n"1,2",g\n9\n2147483648,h\n'
+    b"\xc2\xa012,i\n"  # a no-break space, as validation strips it
+    b'" 13 ",j\n0000000000014,k\n'  # quoted with spaces; more than ten digits
+    b'15,"two\n16 lines"\n'  # a quoted field over two lines: 16 is only a line start
+    + b"17," + b"x" * 300 + b"\n"  # a line longer than a block of the test
+)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, len(FIRST_PASS_INPUT)])
+def test_the_first_pass_finds_every_id_a_row_starts_with(block: int) -> None:
+    blocks = [FIRST_PASS_INPUT[i : i + block] for i in range(0, len(FIRST_PASS_INPUT), block)]
+    found = pl.concat(list(line_start_ids(blocks)))
+
+    assert sorted(found.to_list()) == [1, 1, 7, 7, 7, 9, 12, 13, 14, 15, 16, 17]
+    rows = pl.concat(list(RowReader().rows([FIRST_PASS_INPUT])))
+    read = set(validate(rows, DEPARTMENTS, {})["id"].drop_nulls().to_list())
+    assert read == {1, 7, 12, 13, 14, 15, 17}  # the ids validation reads: all found
+    assert repeated_ids([found, pl.Series([17])]).to_list() == [1, 7, 17]

@@ -4,16 +4,28 @@ A file load first reads the file once for its ids alone (:func:`repeated_ids`):
 the rows whose id comes back later are set aside while the others are written
 batch by batch as soon as they are staged; the set-aside rows are resolved in SQL
 (the last valid one wins) and written last.
+
+That first pass reads bytes, not rows (:func:`line_start_ids`): the number each
+line starts with, found with NumPy. It finds every id a row can have (a row starts
+a line), and perhaps more (a quoted field's later lines, a row that fails another
+rule): a row set aside needlessly is only written at the end, never wrongly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import polars as pl
 
+from hrcore._lines import UTF8_BOM
 from hrcore._specs import MAX_ID
+
+_DIGITS = 10  # read at a line's start: MAX_ID has 10 digits (more go the slow way)
+_HEAD = 256  # bytes kept of a line's start while it goes on into the next block
+#: what validation could read as the first field's integer: spaces, an opening
+#: quote, a plus sign and zeros before the digits (a superset: ``"1,2"`` gives 1)
+_LINE_START = r'^[\s"]*\+?0*([0-9]{1,19})'
 
 #: ids kept in a sorted array until there are more than this many; then a bitmap
 SMALL = 1 << 17
@@ -72,27 +84,56 @@ class RepeatedIds:
         np.bitwise_or.at(self._bits, byte, bit)
 
 
-def first_field_ids(rows: pl.DataFrame, n_fields: int) -> pl.Series:
-    """The id each row starts with, read as validation reads it (trimmed, quotes
-    undone, signs and leading zeros allowed); null where there is no integer."""
-    from hrcore._validate import split_fields  # the same splitting as validation
+def line_start_ids(blocks: Iterable[bytes]) -> Iterator[pl.Series]:
+    """Per block, the integer each line it completes starts with (see the module's
+    docstring); a line longer than a block is held by its first bytes only."""
+    head, at_start = b"", True
+    for block in blocks:
+        data = head + block
+        if at_start:  # a byte-order mark is no part of the first line
+            if UTF8_BOM.startswith(data):
+                head = data
+                continue
+            data, at_start = data.removeprefix(UTF8_BOM), False
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield _starting_ids(memoryview(data)[:cut])
+        head = data[cut : cut + _HEAD]
+    if head:
+        yield _starting_ids(memoryview(head + b"\n"))
 
-    text = pl.col("text")
-    plain = rows.filter(~text.str.contains('"', literal=True)).select(
-        "line", first=text.str.extract(r"^([^,]*)")
-    )
-    quoted = rows.filter(text.str.contains('"', literal=True))
-    if quoted.height:
-        quoted = split_fields(quoted, n_fields).select("line", first="f0")
-        plain = pl.concat([plain, quoted]).sort("line")
-    number = pl.col("first").str.strip_chars().str.to_integer(strict=False)
-    return plain.select(pl.when(number.is_between(1, MAX_ID)).then(number))["first"]
+
+def _starting_ids(data: memoryview) -> pl.Series:
+    """The integers the lines of ``data`` (whole lines) start with, between 1 and
+    MAX_ID; a line starting with 1 to 10 digits is read here, the others by regex."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord("\n"))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    padded = np.concatenate((raw, np.zeros(_DIGITS, dtype=np.uint8)))
+    digits = padded[starts[:, None] + np.arange(_DIGITS)] - np.uint8(ord("0"))  # wraps
+    is_digit = digits < 10
+    run = np.where(is_digit.all(axis=1), _DIGITS, np.argmin(is_digit, axis=1))
+    values = np.zeros(len(starts), dtype=np.int64)
+    for k in range(_DIGITS):  # Horner's rule over each line's leading digits
+        values = np.where(k < run, values * 10 + digits[:, k], values)
+    plain = (run > 0) & (run < _DIGITS)
+    ids = values[plain & (values >= 1) & (values <= MAX_ID)]
+    others = np.flatnonzero(~plain)
+    if others.size:
+        texts = [
+            bytes(data[s : min(e, s + _HEAD)]).decode("utf-8", "replace")
+            for s, e in zip(starts[others], ends[others], strict=True)
+        ]
+        found = pl.Series(texts).str.extract(_LINE_START).str.to_integer(strict=False)
+        found = found.filter(found.is_between(1, MAX_ID))
+        ids = np.concatenate((ids, found.to_numpy().astype(np.int64)))
+    return pl.Series("id", ids, dtype=pl.Int64)
 
 
-def repeated_ids(chunks: Iterable[pl.DataFrame], n_fields: int) -> pl.Series:
-    """The ids that start more than one row of the file (valid rows or not: a superset
-    of the ids whose rows can be duplicates)."""
+def repeated_ids(chunks: Iterable[pl.Series]) -> pl.Series:
+    """The ids that start more than one line of the file (a superset of the ids whose
+    rows can be duplicates), from :func:`line_start_ids`."""
     ids = RepeatedIds()
     for chunk in chunks:
-        ids.add(first_field_ids(chunk, n_fields))
+        ids.add(chunk)
     return ids.repeated

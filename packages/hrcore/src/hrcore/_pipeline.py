@@ -24,7 +24,7 @@ import polars as pl
 
 from hrcore import _changes, _db, _ledger, _locks, _stage, _storage, _summary
 from hrcore._db import Connection, Limits, connect, scalar, small_query
-from hrcore._duplicates import repeated_ids
+from hrcore._duplicates import line_start_ids, repeated_ids
 from hrcore._errors import (
     DatabaseError,
     HrcoreError,
@@ -149,13 +149,20 @@ def load(
 
     @contextmanager
     def read() -> Iterator[Iterable[pl.DataFrame]]:
-        """The file's rows, read from the start (a first pass reads its ids alone)."""
+        """The file's rows, read from the start."""
         with closing(_storage.read_blocks(found.uri)) as blocks:
             yield RowReader().rows(_utf8_checked(blocks, found.uri))
+
+    @contextmanager
+    def first_pass() -> Iterator[Iterable[pl.Series]]:
+        """The ids the file's lines start with, read from the start."""
+        with closing(_storage.read_blocks(found.uri)) as blocks:
+            yield line_start_ids(_utf8_checked(blocks, found.uri))
 
     return run(
         spec,
         read,
+        first_pass=first_pass,
         source=found.uri,
         identity=found.identity,
         batch_size=batch_size,
@@ -223,12 +230,14 @@ def reference_ids(conn: Connection, spec: TableSpec) -> dict[str, pl.Series]:
 
 
 Rows = Callable[[], AbstractContextManager[Iterable[pl.DataFrame]]]
+Ids = Callable[[], AbstractContextManager[Iterable[pl.Series]]]
 
 
 def run(
     spec: TableSpec,
     read: Rows,
     *,
+    first_pass: Ids | None = None,
     source: str,
     identity: str | None,
     batch_size: int,
@@ -242,8 +251,9 @@ def run(
     pool: ConnectionPool | None = None,
 ) -> LoadReport:
     """Stage the rows ``read`` gives (chunks of ``line``, ``text``...) and commit them
-    batch by batch: a file's batches as soon as they are staged (``read`` is called
-    twice: a first pass finds the ids that come back), a request's rows at once.
+    batch by batch: a file's batches as soon as they are staged (after a
+    ``first_pass`` over its ids has found those that come back), a request's rows
+    at once.
 
     A load with an ``identity`` (a file) has that file to itself, so two loaders of
     the same file take turns; and it is ``skipped`` when the table is as the last
@@ -286,7 +296,9 @@ def run(
             empty = not scalar(conn, f"SELECT EXISTS (SELECT FROM {spec.name})")
             target = Target(spec, staged, load_id, probe=not empty)
             _stage.create(conn, spec, staged)
-            loading = Loading(spec, read, reference_ids(conn, spec), batch_size, progress)
+            loading = Loading(
+                spec, read, first_pass, reference_ids(conn, spec), batch_size, progress
+            )
             if session:
                 loading.request(conn, target, tally)
             else:
@@ -316,6 +328,7 @@ class Loading:
 
     spec: TableSpec
     read: Rows
+    first_pass: Ids | None  # a file's: the ids its lines start with
     refs: dict[str, pl.Series]
     batch_size: int
     progress: ProgressCallback | None
@@ -340,8 +353,9 @@ class Loading:
     ) -> None:
         """A file's rows: its repeated ids first, then each chunk staged on this
         connection while ``writers`` connections commit the batches staged before."""
-        with self.read() as rows:
-            set_aside = repeated_ids(_stopping(rows, should_stop), len(self.spec.columns))
+        assert self.first_pass is not None, "a file's load reads its ids first"
+        with self.first_pass() as ids:
+            set_aside = repeated_ids(_stopping(ids, should_stop))
         pool = Writers(url, target, writers, tally, self.progress, should_stop)
         try:
             with self.read() as rows:
@@ -368,9 +382,7 @@ class Loading:
             raise StopRequested
 
 
-def _stopping(
-    chunks: Iterable[pl.DataFrame], should_stop: Callable[[], bool]
-) -> Iterator[pl.DataFrame]:
+def _stopping(chunks: Iterable[pl.Series], should_stop: Callable[[], bool]) -> Iterator[pl.Series]:
     for chunk in chunks:
         if should_stop():
             raise StopRequested
