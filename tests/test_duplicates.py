@@ -26,7 +26,9 @@ FIRST_PASS_INPUT = (
     b"\xc2\xa012,i\n"  # a no-break space, as validation strips it
     b'" 13 ",j\n0000000000014,k\n'  # quoted with spaces; more than ten digits
     b'15,"two\n16 lines"\n'  # a quoted field over two lines: 16 is only a line start
-    + b"17," + b"x" * 300 + b"\n"  # a line longer than a block of the test
+    + b"17,"
+    + b"x" * 300
+    + b"\n"  # a line longer than a block of the test
 )
 
 
