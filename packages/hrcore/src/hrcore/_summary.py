@@ -112,10 +112,10 @@ def compact(conn: Connection) -> bool:
             conn,
             """WITH moved AS (DELETE FROM hire_count_deltas RETURNING *),
             summed AS (
-                SELECT u.y, u.q, u.d, u.j, sum(u.n) AS n
+                SELECT u.y, u.q, u.d, u.j, sum(u.n::int) AS n  -- a statement's counts fit
                 FROM moved, unnest(years, quarters, department_ids, job_ids, hires)
-                    AS u(y, q, d, j, n)
-                GROUP BY 1, 2, 3, 4 HAVING sum(u.n) <> 0 ORDER BY 1, 2, 3, 4
+                    AS u(y, q, d, j, n)  -- an integer; summed as bigint, not as numeric
+                GROUP BY 1, 2, 3, 4 HAVING sum(u.n::int) <> 0 ORDER BY 1, 2, 3, 4
             )
             INSERT INTO hire_counts AS c (year, quarter, department_id, job_id, hires)
             SELECT y, q, d, j, n FROM summed

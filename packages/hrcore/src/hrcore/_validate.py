@@ -189,9 +189,12 @@ def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]
         )
     )
     n_fields = pl.col("n_fields")
-    has_nul = pl.any_horizontal(
+    has_nul = pl.any_horizontal(  # a line's fields are pieces of its text; given fields not
         pl.col("text").str.contains("\x00", literal=True),
-        *(pl.col(f"f{i}").str.contains("\x00", literal=True).fill_null(False) for i in range(n)),
+        *(
+            pl.col(f"f{i}").str.contains("\x00", literal=True).fill_null(False)
+            for i in range(n if split else 0)
+        ),
     )
     shape_bad = {
         "encoding": pl.col("bad_utf8"),
