@@ -351,8 +351,9 @@ class Loading:
         tally: Tally,
         should_stop: Callable[[], bool],
     ) -> None:
-        """A file's rows: its repeated ids first, then each chunk staged on this
-        connection while ``writers`` connections commit the batches staged before."""
+        """A file's rows: its repeated ids first, then each chunk read on this
+        connection (its rejected and set-aside rows staged) while ``writers``
+        connections write the batches of the chunks read before."""
         assert self.first_pass is not None, "a file's load reads its ids first"
         with self.first_pass() as ids:
             set_aside = repeated_ids(_stopping(ids, should_stop))
@@ -363,15 +364,10 @@ class Loading:
                     self.spec, rows, self.refs, self.batch_size, self.progress, should_stop,
                     set_aside,
                 )  # fmt: skip
-                if target.probe:
-                    for table, batches in stager.chunks():
-                        _stage.copy_in(conn, target.stage, table)
-                        pool.give(batches)
-                else:  # an empty table: valid rows are copied straight in
-                    for table, copied in stager.direct_chunks():
-                        if table.num_rows:
-                            _stage.copy_in(conn, target.stage, table)
-                        pool.give_copied(copied)
+                for chunk in stager.split_chunks():
+                    if chunk.staged.num_rows:
+                        _stage.copy_in(conn, target.stage, chunk.staged)
+                    pool.give_chunk(chunk)
             last = _stage.settle_set_aside(conn, target.stage, stager.batches, self.batch_size)
             pool.give(last)
             pool.finish()

@@ -7,9 +7,10 @@ batch never spans two chunks. The rows whose id comes back later in the file
 the whole file is staged, all but the last valid row of each such id are marked
 ``duplicate_id`` in SQL and the rows are numbered into the last batches.
 
-Into a table that was empty when its load began, a batch's valid rows skip staging:
-they come out of a chunk as a :class:`Batch`, to be copied straight into the table;
-only the chunk's rejected and set-aside rows are staged.
+A file's chunk comes out as a :class:`Chunk`: its rejected and set-aside rows are
+staged at once by the loading thread; its batches' valid rows are left to the
+writers, who copy them straight into a table that was empty when the load began,
+or stage them (one ``COPY`` per chunk) and upsert them.
 
 A request's rows (1 to 1000) go into the session's own temporary table, kept for
 the next request, in one ``COPY``; their duplicates are marked in SQL.
@@ -57,6 +58,18 @@ class Batch:
     @property
     def read(self) -> int:
         return self.rows.num_rows + self.rejected
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A block's rows: ``staged`` (rejected or set aside) go to the staging table at
+    once, before its batches are written; ``valid`` (staging columns) are the valid
+    rows of its ``batches``, in order, each batch's a slice of them."""
+
+    staged: pa.Table
+    valid: pa.Table
+    batches: list[Batch]
+    numbers: range  # of its batches (none when all its rows are set aside)
 
 
 class StopRequested(Exception):
@@ -143,9 +156,9 @@ class Stager:
         for numbered, batches in self._each():
             yield self._arrow(numbered), batches
 
-    def direct_chunks(self) -> Iterator[tuple[pa.Table, list[Batch]]]:
-        """Each chunk as the rows to stage (rejected or set aside) and the batches it
-        completes, their valid rows apart (:class:`Batch`)."""
+    def split_chunks(self) -> Iterator[Chunk]:
+        """Each chunk as the rows to stage at once (rejected or set aside) and the
+        batches it completes, their valid rows apart (see :class:`Chunk`)."""
         batch, reasons = pl.col("batch"), pl.col("reasons")
         for numbered, batches in self._each():
             straight = batch.is_not_null() & reasons.is_null()
@@ -157,12 +170,12 @@ class Stager:
             )
             valid = numbered.filter(straight)  # in batch order: numbered in line order
             sizes = dict(valid.group_by("batch").len().iter_rows())
-            rows, start, copied = self._arrow(valid), 0, []
+            rows, start, parts = self._arrow(valid), 0, []
             for n in batches:
                 size = sizes.get(n, 0)
-                copied.append(Batch(n, rows.slice(start, size), rejected.get(n, 0)))
+                parts.append(Batch(n, rows.slice(start, size), rejected.get(n, 0)))
                 start += size
-            yield self._arrow(numbered.filter(~straight)), copied
+            yield Chunk(self._arrow(numbered.filter(~straight)), rows, parts, batches)
 
     def _arrow(self, frame: pl.DataFrame) -> pa.Table:
         return frame.select(self.schema.names).to_arrow().cast(self.schema)

@@ -26,13 +26,14 @@ from hrcore._db import Connection, connect, database_error, execute, ingest, run
 from hrcore._errors import DatabaseError
 from hrcore._ledger import COUNTS
 from hrcore._specs import TableSpec
-from hrcore._stage import Batch, Progress, ProgressCallback
+from hrcore._stage import Batch, Chunk, Progress, ProgressCallback
 
 WRITERS = 2  # connections writing batches at once
 ATTEMPTS = 3
 _RETRIED = {"40P01", "40001"}  # deadlock, serialization failure: nothing was committed
 _TAKEN = "23505"  # unique violation: an id of a copied batch is in the table already
 QUEUED = 256  # batches handed out and not yet taken by a writer: bounds a load's memory
+QUEUED_CHUNKS = 2  # the same for whole chunks (about 90,000 rows each), per writer
 
 
 @dataclass
@@ -265,9 +266,11 @@ class Writers:
 
     Into a table that had rows, a writer first records at once the batches of a
     chunk that would change nothing (:func:`record_unchanged`), then writes the
-    others; into an empty one, the writers share out the batches one by one, each
-    copied straight in (:func:`copy_batch`). At most :data:`QUEUED` jobs wait for a
-    writer: the loading thread waits for room, so memory stays bounded.
+    others (a chunk's valid rows are staged by the writer that takes it); into an
+    empty one, the writers share out the batches one by one, each copied straight
+    in (:func:`copy_batch`). At most :data:`QUEUED` batches (or
+    :data:`QUEUED_CHUNKS` chunks per writer) wait for a writer: the loading thread
+    waits for room, so memory stays bounded.
 
     The first error, or :meth:`stop`, or ``should_stop``, stops every writer at
     its next batch boundary; :meth:`finish` waits for them and raises that error.
@@ -286,7 +289,9 @@ class Writers:
     ) -> None:
         self.url, self.target, self.tally, self.progress = url, target, tally, progress
         self.should_stop = should_stop
-        self.todo: queue.Queue[range | Batch | None] = queue.Queue(QUEUED)
+        self.todo: queue.Queue[range | Batch | Chunk | None] = queue.Queue(
+            QUEUED_CHUNKS * count if target.probe else QUEUED
+        )
         self.stopped = threading.Event()
         self.errors: list[BaseException] = []
         self.reporting = threading.Lock()
@@ -317,10 +322,14 @@ class Writers:
             self.errors.append(exc)
             self.stopped.set()
 
-    def _do(self, conn: Connection, job: range | Batch) -> None:
+    def _do(self, conn: Connection, job: range | Batch | Chunk) -> None:
         if isinstance(job, Batch):
             _copy_one(conn, self.target, job, self.tally, self.progress, self.reporting)
             return
+        if isinstance(job, Chunk):  # its valid rows staged first, then its batches written
+            if job.valid.num_rows:
+                _stage.copy_in(conn, self.target.stage, job.valid)
+            job = job.numbers
         unchanged = record_unchanged(conn, self.target, job) if self.target.probe else {}
         if unchanged:
             with self.reporting:
@@ -335,18 +344,23 @@ class Writers:
 
     def give(self, batches: range) -> None:
         """Hand out staged (committed) batches; raise a writer's error, if any."""
-        if self.target.probe:  # one job: check the chunk, then write what changes
+        if self.target.probe:  # one job: check them, then write what changes
             self._put(batches)
             return
         for batch in batches:
             self._put(range(batch, batch + 1))
 
-    def give_copied(self, batches: list[Batch]) -> None:
-        """Hand out batches to copy straight in (their rejected rows staged, committed)."""
-        for batch in batches:
+    def give_chunk(self, chunk: Chunk) -> None:
+        """Hand out a chunk whose rejected and set-aside rows are staged (committed):
+        into an empty table, its batches one by one, copied straight in; else the
+        chunk as one job, its valid rows staged by the writer that takes it."""
+        if self.target.probe:
+            self._put(chunk)
+            return
+        for batch in chunk.batches:
             self._put(batch)
 
-    def _put(self, job: range | Batch | None) -> None:
+    def _put(self, job: range | Batch | Chunk | None) -> None:
         """Queue a job once there is room (raising a writer's error meanwhile); not
         once the writers have stopped."""
         while not self.stopped.is_set():
