@@ -10,6 +10,9 @@ and a TRUNCATE before each \\copy and first load):
    primary key: the baseline of the "0.3x" target;
 2. ``psql \\copy`` into the same-shape table with the two enforced foreign keys
    (REFERENCES departments (id), jobs (id)): the baseline of the "2.5x" target;
+   and the floor of 1000-row transactions: the same rows parsed first (untimed, no
+   validation), then COPYed into the PK-only table 1000 rows a transaction, on as
+   many connections as a first load's default writers;
 3. ``hrcore load hired_employees --source FOLDER --batch-size 1000 --silent``, a
    first load into the empty table with the CLI's default writers, and again with
    ``--writers 1`` and ``--writers 4``; and from moto's S3 server on loopback.
@@ -85,8 +88,35 @@ seconds = time.perf_counter() - started
 print(json.dumps({"call_seconds": seconds, **report.to_dict()}))
 """
 
+#: The floor of 1000-row transactions: the file's rows parsed first (untimed, no
+#: validation), then COPYed into the PK-only table 1000 rows a transaction on
+#: ``writers`` connections at once, as a first load's writers do.
+FLOOR = """
+import json, sys, threading, time
+import adbc_driver_postgresql.dbapi as adbc
+import pyarrow as pa, pyarrow.csv as csv
+path, url, writers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+names = ["id", "name", "datetime", "department_id", "job_id"]
+types = {"id": pa.int32(), "name": pa.string(), "datetime": pa.timestamp("us", tz="UTC"),
+         "department_id": pa.int32(), "job_id": pa.int32()}
+rows = csv.read_csv(path, read_options=csv.ReadOptions(column_names=names),
+                    convert_options=csv.ConvertOptions(column_types=types))
+slices = [rows.slice(i, 1000) for i in range(0, rows.num_rows, 1000)]
+def write(part):
+    with adbc.connect(url) as conn, conn.cursor() as cur:
+        for piece in part:
+            cur.adbc_ingest("copy_pk_only", piece, mode="append")
+            conn.commit()
+started = time.perf_counter()
+threads = [threading.Thread(target=write, args=(slices[k::writers],)) for k in range(writers)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({"call_seconds": time.perf_counter() - started}))
+"""
+
 COPY_PK = "psql \\copy, PK only"
 COPY_FK = "psql \\copy, PK + 2 enforced FKs"
+FLOOR_NAME = "floor: 1000-row COPY transactions, PK only, no validation (default writers)"
 S3_FIRST = "hrcore load, S3 emulator, first load"
 RELOAD = "hrcore load, reload unchanged (skipped)"
 VERIFY = "hrcore load --verify, reload unchanged"
@@ -215,6 +245,16 @@ class Bench:
             s3.delete_object(Bucket=self.bucket, Key=key)
         return expect(loaded, self.rows, "succeeded", "rows_inserted", "S3 first load")
 
+    def floor(self) -> Run:
+        """The FLOOR process; seconds are its COPYs' alone."""
+        flags = [str(self.csv), self.url, str(self.default_writers)]
+        run = timed([sys.executable, "-c", FLOOR, *flags], self.env, capture=True)
+        with connect(self.url) as conn:
+            copied = execute(conn, "SELECT count(*) FROM copy_pk_only")[0][0]
+        if copied != self.rows:
+            raise SystemExit(f"the floor copied {copied:,} rows, expected {self.rows:,}")
+        return Run(json.loads(run.output.strip().splitlines()[-1])["call_seconds"], run.peak_rss_mb)
+
     def call(self, verify: bool) -> Run:
         """One hrcore.load call in a process of its own; seconds are the call's alone."""
         flags = [str(self.folder), self.url, str(self.default_writers), "1" if verify else "0"]
@@ -310,6 +350,10 @@ def measure(bench: Bench, repeat: int) -> dict[str, Run]:
 
         return step
 
+    def floor() -> Run:
+        bench.reset()
+        return bench.floor()
+
     def first(w: int) -> Callable[[int], list[tuple[str, Run]]]:
         options = [] if w == default else ["--writers", str(w)]
         return lambda _: [(first_load(w), bench.first(*options))]
@@ -330,6 +374,7 @@ def measure(bench: Bench, repeat: int) -> dict[str, Run]:
     steps: list[Callable[[int], list[tuple[str, Run]]]] = [
         copy("copy_pk_only", COPY_PK),
         copy("copy_with_fks", COPY_FK),
+        lambda _: [(FLOOR_NAME, floor())],
         *(first(w) for w in writers),
         lambda i: [(S3_FIRST, bench.s3_first(i))],
         reloads,
@@ -349,7 +394,7 @@ def measure(bench: Bench, repeat: int) -> dict[str, Run]:
                     flush=True,
                 )
     order = [
-        COPY_PK, COPY_FK, *(first_load(w) for w in writers), S3_FIRST, RELOAD, VERIFY,
+        COPY_PK, COPY_FK, FLOOR_NAME, *(first_load(w) for w in writers), S3_FIRST, RELOAD, VERIFY,
         CALL_FIRST, CALL_RELOAD, CALL_VERIFY, DLT, DLT_RUN, DLT_UNIQUE, DLT_UNIQUE_RUN,
     ]  # fmt: skip
     return {name: median(results[name]) for name in order}
@@ -427,8 +472,8 @@ def memory_lines(measured: dict[int, dict[str, Run]], default: int) -> list[str]
         ]
     small = measured[counts[0]][name].peak_rss_mb
     return [
-        f"- peak RSS of the first load: {measured[n][name].peak_rss_mb:,.0f} MB at {n:,} rows vs "
-        f"{small:,.0f} MB at {counts[0]:,} (target: no higher): "
+        f"- peak RSS of the first load: {measured[n][name].peak_rss_mb:,.1f} MB at {n:,} rows vs "
+        f"{small:,.1f} MB at {counts[0]:,} (target: no higher): "
         f"{verdict(measured[n][name].peak_rss_mb <= small)}"
         for n in counts[1:]
     ]
