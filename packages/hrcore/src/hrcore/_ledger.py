@@ -27,16 +27,23 @@ def _drop_stage(conn: Connection, load_id: int) -> None:
 
 
 def _close(
-    conn: Connection, load_id: int, status: str, error: str | None, *, staged: bool = True
+    conn: Connection,
+    load_id: int,
+    status: str,
+    error: str | None,
+    *,
+    staged: bool = True,
+    table_state: str | None = None,
 ) -> None:
-    """Set status, end time and the batch totals of a load; drop its staging table
-    (``staged``: it has one of its own)."""
+    """Set status, end time, the batch totals and the table state of a load; drop its
+    staging table (``staged``: it has one of its own)."""
     totals = ", ".join(f"{column} = {so_far}" for column, so_far in _SO_FAR.items())
     execute(
         conn,
-        f"""UPDATE load_runs r SET status = $1, error = $2, finished_at = now(), {totals}
+        f"""UPDATE load_runs r SET status = $1, error = $2, finished_at = now(), {totals},
+               table_state = $4
            WHERE id = $3""",
-        (status, error, load_id),
+        (status, error, load_id, table_state),
     )
     if staged:
         _drop_stage(conn, load_id)
@@ -121,9 +128,7 @@ def finish(
 ) -> None:
     """Close a load that went to the end: ``succeeded``, with the state it left its
     table in (see ``_changes``; None when it cannot tell)."""
-    _close(conn, load_id, "succeeded", None, staged=staged)
-    if table_state is not None:
-        execute(conn, "UPDATE load_runs SET table_state = $1 WHERE id = $2", (table_state, load_id))
+    _close(conn, load_id, "succeeded", None, staged=staged, table_state=table_state)
 
 
 def stop(url: str, load_id: int, status: str, error: str, *, staged: bool) -> LoadReport:

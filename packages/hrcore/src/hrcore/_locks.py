@@ -11,7 +11,7 @@ The locks belong to the session: they go with the connection if it dies.
 
 from __future__ import annotations
 
-from hrcore._db import Connection, Limits, execute, scalar
+from hrcore._db import Connection, execute, scalar
 from hrcore._errors import BusyError, DatabaseError
 from hrcore._specs import TableSpec, get_table
 
@@ -19,18 +19,23 @@ _LOCK_NOT_AVAILABLE = "55P03"
 
 
 def _acquire(conn: Connection, key: str, *, shared: bool, timeout: float) -> bool:
-    """Take the advisory lock named ``key``, waiting at most ``timeout`` seconds."""
+    """Take the advisory lock named ``key``, waiting at most ``timeout`` seconds.
+
+    One statement: its own ``lock_timeout`` is set for it alone (``set_config`` with
+    ``is_local``: an autocommit statement is its own transaction), before the lock
+    is asked for, in the order PostgreSQL evaluates a select list.
+    """
     function = "pg_advisory_lock_shared" if shared else "pg_advisory_lock"
-    execute(conn, "SELECT set_config('lock_timeout', $1, false)", (f"{int(timeout * 1000)}ms",))
     try:
-        execute(conn, f"SELECT {function}(hashtextextended($1, 0))", (key,))
+        execute(
+            conn,
+            f"SELECT set_config('lock_timeout', $1, true), {function}(hashtextextended($2, 0))",
+            (f"{int(timeout * 1000)}ms", key),
+        )
     except DatabaseError as exc:
         if exc.sqlstate == _LOCK_NOT_AVAILABLE:
             return False
         raise
-    finally:
-        default = Limits.from_env().lock_timeout
-        execute(conn, "SELECT set_config('lock_timeout', $1, false)", (f"{int(default * 1000)}ms",))
     return True
 
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from hrcore._db import Connection, execute, scalar
+from hrcore._db import Connection, execute, run_script, scalar
 from hrcore._schema import STAGING_SCHEMA
 from hrcore._specs import TableSpec
 from hrcore._validate import validate
@@ -105,9 +105,9 @@ def create(conn: Connection, spec: TableSpec, stage: str) -> None:
         + ", ".join(f"{c.name} {c.sql_type}" for c in spec.columns)
         + ")"
     )
-    if stage.startswith("pg_temp."):
-        execute(conn, f"CREATE TEMP TABLE IF NOT EXISTS {stage.split('.')[1]} {columns}")
-        execute(conn, f"TRUNCATE {stage}")
+    if stage.startswith("pg_temp."):  # one round trip: a request's path
+        name = stage.split(".")[1]
+        run_script(conn, f"CREATE TEMP TABLE IF NOT EXISTS {name} {columns}; TRUNCATE {stage}")
         return
     execute(conn, f"CREATE UNLOGGED TABLE {stage} {columns}")
     execute(conn, f"CREATE INDEX ON {stage} (batch)")  # kept up while chunks arrive
