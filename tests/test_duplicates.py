@@ -29,6 +29,13 @@ FIRST_PASS_INPUT = (
     + b"17,"
     + b"x" * 300
     + b"\n"  # a line longer than a block of the test
+    + b" " * 300  # padding validation strips, however long
+    + b"18,m\n"
+    + b"0" * 300
+    + b"19,n\n"
+    + b'"'
+    + b" " * 300
+    + b'20",o\n'
 )
 
 
@@ -37,8 +44,8 @@ def test_the_first_pass_finds_every_id_a_row_starts_with(block: int) -> None:
     blocks = [FIRST_PASS_INPUT[i : i + block] for i in range(0, len(FIRST_PASS_INPUT), block)]
     found = pl.concat(list(line_start_ids(blocks)))
 
-    assert sorted(found.to_list()) == [1, 1, 7, 7, 7, 9, 12, 13, 14, 15, 16, 17]
+    assert sorted(found.to_list()) == [1, 1, 7, 7, 7, 9, *range(12, 21)]
     rows = pl.concat(list(RowReader().rows([FIRST_PASS_INPUT])))
     read = set(validate(rows, DEPARTMENTS, {})["id"].drop_nulls().to_list())
-    assert read == {1, 7, 12, 13, 14, 15, 17}  # the ids validation reads: all found
+    assert read == {1, 7, 12, 13, 14, 15, 17, 18, 19, 20}  # the ids validation reads: all
     assert repeated_ids([found, pl.Series([17])]).to_list() == [1, 7, 17]

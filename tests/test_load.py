@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import hrcore
@@ -15,6 +17,10 @@ from tests.conftest import InThread, query, summary_is_exact, upload, wait_until
 
 def employees(ids: range, name: str = "N") -> str:
     return "".join(f"{i},{name}{i},2021-03-01T10:00:00Z,{i % 3 + 1},{i % 3 + 1}\n" for i in ids)
+
+
+def employees_of(ids: list[int], name: str) -> list[str]:
+    return [f"{i},{name}{i},2021-03-01T10:00:00Z,{i % 3 + 1},{i % 3 + 1}\n" for i in ids]
 
 
 def load_employees(
@@ -589,3 +595,73 @@ def test_a_batch_whose_id_someone_writes_during_a_first_load_is_upserted_instead
     rejected = "SELECT line_number FROM rejected_rows WHERE load_id = $1"
     assert query(refs, rejected, (report.load_id,)) == [(1501,)]
     assert summary_is_exact(refs)
+
+
+def test_two_first_loads_of_the_same_ids_in_other_orders_at_once_both_succeed(
+    refs: str, tmp_path: Path
+) -> None:
+    # into an empty table, batches are copied in: each batch's rows go in by id, so
+    # the two loads wait for each other's rows but never deadlock
+    ids = list(range(1, 30_001))
+    orders = [random.Random(seed).sample(ids, len(ids)) for seed in (1, 2)]
+    paths = []
+    for name, order in zip(("A", "B"), orders, strict=True):
+        (tmp_path / name).mkdir()
+        paths.append(
+            write(tmp_path / name, "hired_employees.csv", "".join(employees_of(order, name)))
+        )
+    deadlocks = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    before = query(refs, deadlocks)
+
+    def first_load(path: Path) -> Callable[[], hrcore.LoadReport]:
+        return lambda: hrcore.load(path, database_url=refs, batch_size=200, writers=8)
+
+    loads = [InThread(first_load(path)) for path in paths]
+    reports = [load.result(timeout=180) for load in loads]
+    writing = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'hrcore writer%'"
+    wait_until(lambda: query(refs, writing) == [(0,)], "the writers' sessions end")  # their
+    assert query(refs, deadlocks) == before  # statistics are flushed as they end
+
+    assert [r.status for r in reports] == ["succeeded", "succeeded"]
+    assert sum(r.rows_inserted for r in reports) == 30_000
+    assert all(r.rows_inserted + r.rows_updated + r.rows_unchanged == 30_000 for r in reports)
+    assert query(refs, "SELECT count(*) FROM hired_employees") == [(30_000,)]
+    assert summary_is_exact(refs)
+
+
+def test_a_cancelled_load_closes_its_ledger_after_the_batch_in_flight(
+    refs: str, tmp_path: Path
+) -> None:
+    # 300 one-row batches: the queue fills while the writer's batch 0 waits for id 1,
+    # held by a session that the server ends after 3 idle seconds
+    path = write(tmp_path, "hired_employees.csv", employees(range(1, 301)))
+    cancel = threading.Event()
+    held = ExitStack()
+    blocker = held.enter_context(connect(refs, autocommit=False))
+    execute(blocker, "SET idle_in_transaction_session_timeout = '3s'")
+    execute(blocker, "INSERT INTO hired_employees VALUES (1, 'x', now(), 1, 1)")
+    loading = InThread(
+        lambda: hrcore.load(path, database_url=refs, batch_size=1, writers=1, cancel=cancel)
+    )
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND application_name LIKE 'hrcore writer of load %'"
+    )
+    wait_until(lambda: query(refs, waiting) == [(1,)], "batch 0 waits for id 1")
+    cancel.set()
+    stopped = loading.outcome()
+    with suppress(Exception):  # the server ended that session
+        held.close()
+    writing = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'hrcore writer%'"
+    wait_until(lambda: query(refs, writing) == [(0,)], "the writer's session ends")
+
+    assert isinstance(stopped, hrcore.LoadCancelledError)
+    report = stopped.report
+    ledger = query(
+        refs,
+        "SELECT count(*), coalesce(sum(rows_inserted), 0) FROM load_batches WHERE load_id = $1",
+        (report.load_id,),
+    )
+    assert ledger == [(report.batches, report.rows_inserted)]
+    assert report.batches == 1  # batch 0 was in flight: it committed, then the writer stopped
+    assert query(refs, "SELECT count(*) FROM hired_employees") == [(report.rows_inserted,)]

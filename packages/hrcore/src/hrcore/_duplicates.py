@@ -18,11 +18,11 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import polars as pl
 
-from hrcore._lines import UTF8_BOM
+from hrcore._lines import MAX_ROW_BYTES, UTF8_BOM
 from hrcore._specs import MAX_ID
 
 _DIGITS = 10  # read at a line's start: MAX_ID has 10 digits (more go the slow way)
-_HEAD = 256  # bytes kept of a line's start while it goes on into the next block
+_HEAD = MAX_ROW_BYTES  # a line's bytes read for its id (a longer row is rejected)
 #: what validation could read as the first field's integer: spaces, an opening
 #: quote, a plus sign and zeros before the digits (a superset: ``"1,2"`` gives 1)
 _LINE_START = r'^[\s"]*\+?0*([0-9]{1,19})'
@@ -86,7 +86,8 @@ class RepeatedIds:
 
 def line_start_ids(blocks: Iterable[bytes]) -> Iterator[pl.Series]:
     """Per block, the integer each line it completes starts with (see the module's
-    docstring); a line longer than a block is held by its first bytes only."""
+    docstring); of a line going on into the next block, its first 64 KiB are held
+    (a longer row is rejected, ``line_too_long``)."""
     head, at_start = b"", True
     for block in blocks:
         data = head + block

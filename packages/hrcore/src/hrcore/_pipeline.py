@@ -372,7 +372,7 @@ class Loading:
             pool.give(last)
             pool.finish()
         except BaseException:
-            pool.stop()
+            pool.abandon()  # their batches in flight end before the ledger's last word
             raise
         if tally.batches < last.stop:  # the writers were asked to stop
             raise StopRequested

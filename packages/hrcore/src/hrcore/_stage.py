@@ -168,7 +168,9 @@ class Stager:
                 .len()
                 .iter_rows()
             )
-            valid = numbered.filter(straight)  # in batch order: numbered in line order
+            # each batch's rows by id: concurrent loads of the same ids take their row
+            # locks in the same order, so they wait for each other but never deadlock
+            valid = numbered.filter(straight).sort("batch", self.spec.key)
             sizes = dict(valid.group_by("batch").len().iter_rows())
             rows, start, parts = self._arrow(valid), 0, []
             for n in batches:

@@ -26,7 +26,7 @@ from hrcore._db import Connection, connect, database_error, execute, ingest, run
 from hrcore._errors import DatabaseError
 from hrcore._ledger import COUNTS
 from hrcore._specs import TableSpec
-from hrcore._stage import Batch, Chunk, Progress, ProgressCallback
+from hrcore._stage import Batch, Chunk, Progress, ProgressCallback, StopRequested
 
 WRITERS = 2  # connections writing batches at once
 ATTEMPTS = 3
@@ -362,13 +362,15 @@ class Writers:
 
     def _put(self, job: range | Batch | Chunk | None) -> None:
         """Queue a job once there is room (raising a writer's error meanwhile); not
-        once the writers have stopped."""
+        once the writers have stopped; raise :class:`StopRequested` if the load is
+        asked to stop while it waits."""
         while not self.stopped.is_set():
             try:
                 self.todo.put(job, timeout=0.5)
                 return
             except queue.Full:
-                continue
+                if self.should_stop():
+                    raise StopRequested from None
         self.check()
 
     def check(self) -> None:
@@ -378,6 +380,14 @@ class Writers:
     def stop(self) -> None:
         """Stop every writer at its next batch boundary."""
         self.stopped.set()
+
+    def abandon(self) -> None:
+        """Stop every writer at its next batch boundary and wait for them: a batch in
+        flight commits (or fails) before this returns. Each wait is bounded by the
+        statement and lock timeouts of the batch's statements."""
+        self.stop()
+        for thread in self.threads:
+            thread.join()
 
     def finish(self) -> None:
         """No more batches: wait for the writers to commit those given (or to stop)."""
