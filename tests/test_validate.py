@@ -129,7 +129,10 @@ def test_a_quoted_field_open_past_the_cap_leaves_its_first_line_alone() -> None:
 
 
 def test_an_utf8_byte_order_mark_at_the_start_is_not_part_of_the_first_row() -> None:
-    assert rows(b"\xef\xbb\xbf1,a\n2,b\n") == [(1, "1,a"), (2, "2,b")]
+    data = b"\xef\xbb\xbf1,a\n2,b\n"
+    assert rows(data) == [(1, "1,a"), (2, "2,b")]
+    assert rows(*(data[i : i + 1] for i in range(len(data)))) == rows(data)  # a split mark
+    assert rows(b"\xef\xbb") == [(1, "\ufffd")]  # a piece of a mark alone: a row
 
 
 def test_a_line_past_the_cap_is_one_rejected_row_and_memory_stays_bounded() -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import polars as pl
 
-from hrcore._lines import MAX_ROW_BYTES, UTF8_BOM
+from hrcore._lines import MAX_ROW_BYTES, without_bom
 from hrcore._specs import MAX_ID
 
 _DIGITS = 10  # read at a line's start: MAX_ID has 10 digits (more go the slow way)
@@ -88,14 +88,9 @@ def line_start_ids(blocks: Iterable[bytes]) -> Iterator[pl.Series]:
     """Per block, the integer each line it completes starts with (see the module's
     docstring); of a line going on into the next block, its first 64 KiB are held
     (a longer row is rejected, ``line_too_long``)."""
-    head, at_start = b"", True
-    for block in blocks:
+    head = b""
+    for block in without_bom(blocks):
         data = head + block
-        if at_start:  # a byte-order mark is no part of the first line
-            if UTF8_BOM.startswith(data):
-                head = data
-                continue
-            data, at_start = data.removeprefix(UTF8_BOM), False
         cut = data.rfind(b"\n") + 1
         if cut:
             yield _starting_ids(memoryview(data)[:cut])

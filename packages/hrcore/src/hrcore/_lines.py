@@ -50,6 +50,21 @@ class _Cut:
     lines: np.ndarray  # line number (1-based) of each row's first line
 
 
+def without_bom(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """The blocks without a UTF-8 byte-order mark at the start, even one split over
+    the first blocks."""
+    start: bytes | None = b""
+    for block in blocks:
+        if start is not None:
+            start += block
+            if UTF8_BOM.startswith(start):  # a mark, or the start of one: wait for more
+                continue
+            block, start = start.removeprefix(UTF8_BOM), None
+        yield block
+    if start:  # the file is a piece of a mark and nothing else
+        yield start
+
+
 class RowReader:
     """Splits a stream of byte blocks into rows, chunk by chunk (one per block)."""
 
@@ -58,13 +73,9 @@ class RowReader:
         self.carry = b""  # the start of a row that goes on in the next block
         self.line = 1  # number of the first line in ``carry``
         self.skipping = False  # inside an over-long line, up to its newline
-        self.first = True
 
     def rows(self, blocks: Iterable[bytes]) -> Iterator[pl.DataFrame]:
-        for block in blocks:
-            if self.first and block:
-                block = block.removeprefix(UTF8_BOM)
-                self.first = False
+        for block in without_bom(blocks):
             yield from self._feed(block, final=False)
         yield from self._feed(b"", final=True)
 
