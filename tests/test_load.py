@@ -19,6 +19,18 @@ def employees(ids: range, name: str = "N") -> str:
     return "".join(f"{i},{name}{i},2021-03-01T10:00:00Z,{i % 3 + 1},{i % 3 + 1}\n" for i in ids)
 
 
+WRITERS = "FROM pg_stat_activity WHERE application_name LIKE 'hrcore writer of load %'"
+
+
+def writer_sessions(url: str) -> int:
+    """The sessions of load writers now open (they name themselves in pg_stat_activity)."""
+    return int(query(url, f"SELECT count(*) {WRITERS}")[0][0])
+
+
+def writers_waiting_on_a_lock(url: str) -> int:
+    return int(query(url, f"SELECT count(*) {WRITERS} AND wait_event_type = 'Lock'")[0][0])
+
+
 def employees_of(ids: list[int], name: str) -> list[str]:
     return [f"{i},{name}{i},2021-03-01T10:00:00Z,{i % 3 + 1},{i % 3 + 1}\n" for i in ids]
 
@@ -569,11 +581,7 @@ def test_a_batch_whose_id_someone_writes_during_a_first_load_is_upserted_instead
     with connect(refs, autocommit=False) as other:
         execute(other, "INSERT INTO hired_employees VALUES (1500, 'other', now(), 2, 2)")
         loading = InThread(lambda: hrcore.load(path, database_url=refs, writers=1))
-        waiting = (
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND application_name LIKE 'hrcore writer of load %'"
-        )
-        wait_until(lambda: query(refs, waiting) == [(1,)], "batch 1 waits for id 1500")
+        wait_until(lambda: writers_waiting_on_a_lock(refs) == 1, "batch 1 waits for id 1500")
         other.commit()
     report = loading.result()
 
@@ -618,9 +626,9 @@ def test_two_first_loads_of_the_same_ids_in_other_orders_at_once_both_succeed(
 
     loads = [InThread(first_load(path)) for path in paths]
     reports = [load.result(timeout=180) for load in loads]
-    writing = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'hrcore writer%'"
-    wait_until(lambda: query(refs, writing) == [(0,)], "the writers' sessions end")  # their
-    assert query(refs, deadlocks) == before  # statistics are flushed as they end
+    # a session's statistics are flushed as it ends
+    wait_until(lambda: writer_sessions(refs) == 0, "the writers' sessions end")
+    assert query(refs, deadlocks) == before
 
     assert [r.status for r in reports] == ["succeeded", "succeeded"]
     assert sum(r.rows_inserted for r in reports) == 30_000
@@ -643,17 +651,12 @@ def test_a_cancelled_load_closes_its_ledger_after_the_batch_in_flight(
     loading = InThread(
         lambda: hrcore.load(path, database_url=refs, batch_size=1, writers=1, cancel=cancel)
     )
-    waiting = (
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-        "AND application_name LIKE 'hrcore writer of load %'"
-    )
-    wait_until(lambda: query(refs, waiting) == [(1,)], "batch 0 waits for id 1")
+    wait_until(lambda: writers_waiting_on_a_lock(refs) == 1, "batch 0 waits for id 1")
     cancel.set()
     stopped = loading.outcome()
     with suppress(Exception):  # the server ended that session
         held.close()
-    writing = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'hrcore writer%'"
-    wait_until(lambda: query(refs, writing) == [(0,)], "the writer's session ends")
+    wait_until(lambda: writer_sessions(refs) == 0, "the writer's session ends")
 
     assert isinstance(stopped, hrcore.LoadCancelledError)
     report = stopped.report

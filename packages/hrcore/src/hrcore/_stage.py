@@ -137,7 +137,6 @@ class Stager:
         self.schema = _stage_schema(spec)
         self.rows = 0
         self.batches = 0  # numbered so far
-        self.error: BaseException | None = None
 
     def _numbered(self, chunk: pl.DataFrame) -> pl.DataFrame:
         checked = validate(chunk, self.spec, self.refs)
@@ -183,20 +182,16 @@ class Stager:
         return frame.select(self.schema.names).to_arrow().cast(self.schema)
 
     def _each(self) -> Iterator[tuple[pl.DataFrame, range]]:
-        try:
-            for chunk in self.source:
-                if chunk.height == 0:
-                    continue
-                first = self.batches
-                numbered = self._numbered(chunk)
-                yield numbered, range(first, self.batches)
-                if self.progress:
-                    self.progress(Progress(self.spec.name, "read", self.rows, None))
-                if self.should_stop():
-                    raise StopRequested
-        except BaseException as exc:  # kept: the driver would only see a failed stream
-            self.error = exc
-            raise
+        for chunk in self.source:
+            if chunk.height == 0:
+                continue
+            first = self.batches
+            numbered = self._numbered(chunk)
+            yield numbered, range(first, self.batches)
+            if self.progress:
+                self.progress(Progress(self.spec.name, "read", self.rows, None))
+            if self.should_stop():
+                raise StopRequested
 
 
 def copy_in(conn: Connection, stage: str, table: pa.Table) -> None:

@@ -45,10 +45,12 @@ class Tally:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, counts: tuple[int, ...]) -> int:
-        """Count one committed batch; return the rows committed so far."""
+    def add(self, counts: tuple[int, ...], bumps: int = 0) -> int:
+        """Count one committed batch, and the ``bumps`` of the table's change counter
+        its statements made; return the rows committed so far."""
         with self.lock:
             self.batches += 1
+            self.bumps += bumps
             for name, n in zip(COUNTS, counts, strict=True):
                 self.counts[name] += int(n)
             return self.counts["rows_read"]
@@ -241,8 +243,7 @@ def _report(
     reporting: threading.Lock,
 ) -> None:
     with reporting:  # one progress call at a time, counts in order
-        tally.bumps += bumps
-        done = tally.add(counts)
+        done = tally.add(counts, bumps)
         if progress:
             progress(Progress(target.spec.name, "write", done, None))
 
