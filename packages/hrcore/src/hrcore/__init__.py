@@ -43,7 +43,8 @@ from hrcore._queries import (
     list_rows,
     list_rows_json,
 )
-from hrcore._report import LoadReport
+from hrcore._queue import WorkerSettings, enqueue, run_worker
+from hrcore._report import Attempt, LoadReport
 from hrcore._rows import RejectedRow, RowsReport, load_rows
 from hrcore._sample import write_sample
 from hrcore._schema import init_schema
@@ -58,6 +59,7 @@ __all__ = [
     "REASONS",
     "SAMPLE_FOLDER",
     "TABLES",
+    "Attempt",
     "Backup",
     "BusyError",
     "Column",
@@ -80,6 +82,7 @@ __all__ = [
     "StoredFile",
     "TableSpec",
     "UsageError",
+    "WorkerSettings",
     "backup",
     "backup_all",
     "check_batch_size",
@@ -90,6 +93,7 @@ __all__ = [
     "default_source",
     "departments_above_mean",
     "embedded_data_dir",
+    "enqueue",
     "get_load",
     "get_row",
     "get_row_json",
@@ -108,6 +112,7 @@ __all__ = [
     "rebuild_summary",
     "redact",
     "restore",
+    "run_worker",
     "start_embedded",
     "stop_embedded",
     "tables_for",

@@ -145,7 +145,7 @@ def redact(text: str, url: str | None = None) -> str:
     return re.sub(r"(password=)[^&\s]+", r"\1***", text, flags=re.IGNORECASE)
 
 
-def _with_connect_timeout(url: str) -> str:
+def with_connect_timeout(url: str) -> str:
     if "connect_timeout=" in url:
         return url
     return url + ("&" if "?" in url else "?") + f"connect_timeout={CONNECT_TIMEOUT}"
@@ -154,7 +154,7 @@ def _with_connect_timeout(url: str) -> str:
 def open_connection(url: str, autocommit: bool) -> Connection:
     limits = Limits.from_env()
     try:
-        conn: Connection = adbc.connect(_with_connect_timeout(url), autocommit=autocommit)
+        conn: Connection = adbc.connect(with_connect_timeout(url), autocommit=autocommit)
     except adbc.Error as exc:
         raise DatabaseError(
             f"cannot connect to {redact(url)}: {redact(message_of(exc), url)}",

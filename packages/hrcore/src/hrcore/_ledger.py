@@ -7,7 +7,7 @@ import msgspec
 
 from hrcore._db import Connection, connect, execute, scalar
 from hrcore._errors import NotFoundError
-from hrcore._report import Kind, LoadReport
+from hrcore._report import Attempt, Kind, LoadReport
 from hrcore._schema import STAGING_SCHEMA
 from hrcore._specs import TableSpec
 
@@ -50,7 +50,8 @@ def _close(
 
 
 def reap_stale(conn: Connection) -> list[int]:
-    """Mark failed the runs still ``running`` whose owning session is gone; return their ids."""
+    """Mark failed the runs still ``running`` whose owning session is gone, and the
+    ``queued`` ones that no job will run; return their ids."""
     stale = execute(
         conn,
         """SELECT id FROM load_runs WHERE status = 'running'
@@ -58,6 +59,21 @@ def reap_stale(conn: Connection) -> list[int]:
     )
     for (load_id,) in stale:
         _close(conn, load_id, "failed", "the loading session ended before the load finished")
+    lost = execute(
+        conn,
+        """SELECT r.id, r.job_id IS NULL FROM load_runs r WHERE r.status = 'queued'
+           AND CASE WHEN r.job_id IS NULL
+               THEN NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = r.owner_pid)
+               ELSE NOT EXISTS (SELECT FROM procrastinate_jobs j
+                                WHERE j.id = r.job_id AND j.status IN ('todo', 'doing')) END""",
+    )
+    for load_id, unqueued in lost:
+        why = (
+            "the process queueing the load ended before its job was made"
+            if unqueued
+            else "its job ended before a worker ran the load"
+        )
+        _close(conn, load_id, "failed", why, staged=False)
     # staging tables whose load is over (its session died after its last word)
     orphans = execute(
         conn,
@@ -68,7 +84,7 @@ def reap_stale(conn: Connection) -> list[int]:
     )
     for (name,) in orphans:
         execute(conn, f'DROP TABLE IF EXISTS {STAGING_SCHEMA}."{name}"')
-    return [load_id for (load_id,) in stale]
+    return [load_id for (load_id,) in stale] + [load_id for load_id, _ in lost]
 
 
 def start(
@@ -90,19 +106,128 @@ def start(
     return int(load_id)
 
 
+def queue(conn: Connection, table: str, source: str, batch_size: int) -> tuple[int, bool]:
+    """A ``queued`` entry for a load of ``source`` into ``table``, owned by this session
+    until its job is made; or the load of the same file already queued or running.
+    Returns its id, and True when it is new."""
+    execute(conn, "BEGIN")
+    try:
+        execute(
+            conn,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            (f"queue:{table}:{source}",),
+        )
+        found = scalar(
+            conn,
+            """SELECT max(id) FROM load_runs WHERE table_name = $1 AND source = $2
+               AND kind = 'load' AND status IN ('queued', 'running')""",
+            (table, source),
+        )
+        if found is None:
+            found = scalar(
+                conn,
+                """INSERT INTO load_runs
+                       (table_name, source, batch_size, owner_pid, status, attempt)
+                   VALUES ($1, $2, $3, pg_backend_pid(), 'queued', 0) RETURNING id""",
+                (table, source, batch_size),
+            )
+            new = True
+        else:
+            new = False
+        execute(conn, "COMMIT")
+    except BaseException:
+        execute(conn, "ROLLBACK")
+        raise
+    return int(found), new
+
+
+def queued_as(conn: Connection, load_id: int, job_id: int) -> None:
+    """Record the job that runs a queued load; the entry is the job's from now on."""
+    execute(
+        conn,
+        """UPDATE load_runs SET job_id = $2,
+               owner_pid = CASE WHEN status = 'queued' THEN NULL ELSE owner_pid END
+           WHERE id = $1""",
+        (load_id, job_id),
+    )
+
+
+def queued_load(conn: Connection, load_id: int) -> tuple[str, str, int]:
+    """The table, source and batch size of a queued load."""
+    found = execute(
+        conn, "SELECT table_name, source, batch_size FROM load_runs WHERE id = $1", (load_id,)
+    )
+    if not found:
+        raise NotFoundError(f"no load with id {load_id}")
+    table, source, batch_size = found[0]
+    return str(table), str(source), int(batch_size)
+
+
+def claim(conn: Connection, load_id: int, worker: str) -> str:
+    """Make a queued load this session's running attempt, and return the status it
+    had: ``queued``, or ``failed`` / ``cancelled`` when an earlier attempt stopped (it
+    is kept in ``load_attempts``; its batches and rejections are cleared, so that the
+    counts are this attempt's). A load that is running on a live session, or is over,
+    is left as it is (its status returned)."""
+    execute(conn, "BEGIN")
+    try:
+        status = scalar(conn, "SELECT status FROM load_runs WHERE id = $1 FOR UPDATE", (load_id,))
+        if status is None:
+            raise NotFoundError(f"no load with id {load_id}")
+        if status in ("failed", "cancelled"):
+            execute(
+                conn,
+                """INSERT INTO load_attempts (load_id, attempt, worker, status, error,
+                       started_at, finished_at, batches, rows_read, rows_written)
+                   SELECT id, attempt, worker, status, error, started_at, finished_at, batches,
+                          rows_read, rows_inserted + rows_updated + rows_unchanged
+                   FROM load_runs WHERE id = $1""",
+                (load_id,),
+            )
+            execute(conn, "DELETE FROM load_batches WHERE load_id = $1", (load_id,))
+            execute(conn, "DELETE FROM rejected_rows WHERE load_id = $1", (load_id,))
+        if status in ("queued", "failed", "cancelled"):
+            zeros = ", ".join(f"{c} = 0" for c in (*COUNTS, "batches"))
+            execute(
+                conn,
+                f"""UPDATE load_runs SET status = 'running', attempt = attempt + 1, worker = $2,
+                       owner_pid = pg_backend_pid(), started_at = now(), finished_at = NULL,
+                       error = NULL, table_state = NULL, same_as = NULL, {zeros}
+                   WHERE id = $1""",
+                (load_id, worker),
+            )
+        execute(conn, "COMMIT")
+    except BaseException:
+        execute(conn, "ROLLBACK")
+        raise
+    return str(status)
+
+
+def fail_queued(url: str, load_id: int, error: str) -> None:
+    """Close a load that could not start (its file is gone, say) while still queued."""
+    with connect(url) as conn:
+        execute(
+            conn,
+            """UPDATE load_runs SET status = 'failed', error = $2, finished_at = now()
+               WHERE id = $1 AND status = 'queued'""",
+            (load_id, error),
+        )
+
+
 def same_work(
     conn: Connection, load_id: int, spec: TableSpec, identity: str, table_state: str
 ) -> int | None:
     """The load whose work ``load_id`` would only repeat, if there is one: the last
-    load of the same source that succeeded, if its content identity is ``identity``
-    and it left the table and the tables it references in ``table_state``, the
-    state they are in now (nobody wrote them since: see ``_changes``)."""
+    load of the same source to succeed (a queued load may be older than it), if its
+    content identity is ``identity`` and it left the table and the tables it
+    references in ``table_state``, the state they are in now (nobody wrote them
+    since: see ``_changes``)."""
     found = execute(
         conn,
         """SELECT p.id, p.object_identity, p.table_state FROM load_runs p, load_runs me
            WHERE me.id = $1 AND p.table_name = me.table_name AND p.source = me.source
-             AND p.kind = 'load' AND p.status = 'succeeded' AND p.id < me.id
-           ORDER BY p.id DESC LIMIT 1""",
+             AND p.kind = 'load' AND p.status = 'succeeded' AND p.id <> me.id
+           ORDER BY p.finished_at DESC LIMIT 1""",
         (load_id,),
     )
     if not found:
@@ -149,13 +274,14 @@ def report(conn: Connection, load_id: int) -> LoadReport:
         conn,
         f"""SELECT table_name, source, status, {live}, error,
                    extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8,
-                   kind, same_as
+                   kind, same_as, attempt, worker
             FROM load_runs AS r WHERE id = $1""",
         (load_id,),
     )
     if not rows:
         raise NotFoundError(f"no load with id {load_id}")
-    table, source, status, read, ins, upd, unch, rej, batches, error, seconds, kind, same = rows[0]
+    (table, source, status, read, ins, upd, unch, rej, batches, error, seconds, kind, same,
+     attempt, worker) = rows[0]  # fmt: skip
     reasons = (
         execute(
             conn,
@@ -182,7 +308,23 @@ def report(conn: Connection, load_id: int) -> LoadReport:
         error=error,
         kind=kind,
         same_as=same,
+        attempt=attempt,
+        worker=worker,
+        earlier_attempts=_earlier_attempts(conn, load_id) if attempt > 1 else [],
     )
+
+
+def _earlier_attempts(conn: Connection, load_id: int) -> list[Attempt]:
+    rows = execute(
+        conn,
+        """SELECT attempt, worker, status, error, batches, rows_read, rows_written
+           FROM load_attempts WHERE load_id = $1 ORDER BY attempt""",
+        (load_id,),
+    )
+    return [
+        Attempt(attempt=a, worker=w, status=s, error=e, batches=b, rows_read=r, rows_written=n)
+        for a, w, s, e, b, r, n in rows
+    ]
 
 
 class Rejection(msgspec.Struct, kw_only=True):

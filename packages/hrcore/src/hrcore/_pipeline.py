@@ -26,6 +26,7 @@ from hrcore import _changes, _db, _ledger, _locks, _stage, _storage, _summary
 from hrcore._db import Connection, Limits, connect, scalar, small_query
 from hrcore._duplicates import line_start_ids, repeated_ids
 from hrcore._errors import (
+    BusyError,
     DatabaseError,
     HrcoreError,
     LoadCancelledError,
@@ -145,7 +146,34 @@ def load(
     limits = Limits.from_env(lock_timeout)
     location = _storage.check_location(_storage.default_source() if source is None else source)
     spec = _spec_for(location, table)
-    found = _storage.resolve(location, spec)
+    return load_found(
+        spec,
+        _storage.resolve(location, spec),
+        batch_size=batch_size,
+        url=_db.database_url(database_url),
+        progress=progress,
+        writers=writers,
+        limits=limits,
+        cancel=cancel,
+        verify=verify,
+    )
+
+
+def load_found(
+    spec: TableSpec,
+    found: _storage.SourceFile,
+    *,
+    batch_size: int,
+    url: str,
+    progress: ProgressCallback | None = None,
+    writers: int = WRITERS,
+    limits: Limits | None = None,
+    cancel: threading.Event | None = None,
+    verify: bool = False,
+    queued: tuple[int, str] | None = None,
+) -> LoadReport:
+    """:func:`load` of a file already found; ``queued``: the id of a queued load to run
+    (see ``_queue``) and the worker that runs it."""
 
     @contextmanager
     def read() -> Iterator[Iterable[pl.DataFrame]]:
@@ -166,12 +194,13 @@ def load(
         source=found.uri,
         identity=found.identity,
         batch_size=batch_size,
-        url=_db.database_url(database_url),
+        url=url,
         progress=progress,
         writers=writers,
         limits=limits,
         cancel=cancel,
         verify=verify,
+        queued=queued,
     )
 
 
@@ -249,6 +278,7 @@ def run(
     session: bool = False,
     verify: bool = False,
     pool: ConnectionPool | None = None,
+    queued: tuple[int, str] | None = None,
 ) -> LoadReport:
     """Stage the rows ``read`` gives (chunks of ``line``, ``text``...) and commit them
     batch by batch: a file's batches as soon as they are staged (after a
@@ -279,7 +309,16 @@ def run(
             _locks.hold_for_load(
                 conn, spec, source if identity is not None else None, limits.lock_timeout
             )
-            load_id = _ledger.start(conn, spec.name, source, identity, batch_size)
+            if queued is None:
+                load_id = _ledger.start(conn, spec.name, source, identity, batch_size)
+            else:
+                was = _ledger.claim(conn, *queued)
+                if was not in ("queued", "failed", "cancelled"):  # not this worker's to run
+                    _locks.release_all(conn)
+                    if was == "running":
+                        raise BusyError(f"load {queued[0]} is running on another worker")
+                    return _ledger.report(conn, queued[0])
+                load_id = queued[0]
             before = _changes.read(conn, _changes.watched(spec))
             same = (
                 _ledger.same_work(conn, load_id, spec, identity, _changes.state(before))

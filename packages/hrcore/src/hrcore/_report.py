@@ -6,9 +6,23 @@ from typing import Literal, get_args
 
 import msgspec
 
-Status = Literal["running", "succeeded", "failed", "cancelled", "skipped"]
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "skipped"]
 Kind = Literal["load", "restore"]
 STATUSES: tuple[str, ...] = get_args(Status)
+
+
+class Attempt(msgspec.Struct, kw_only=True):
+    """An earlier attempt at a queued load, which stopped before the end (its worker
+    died, or was stopped): what it had committed when it stopped. Its rows stay in
+    the table; the attempt after it finds them unchanged."""
+
+    attempt: int
+    worker: str | None
+    status: Status
+    error: str | None
+    batches: int
+    rows_read: int
+    rows_written: int
 
 
 class LoadReport(msgspec.Struct, kw_only=True):
@@ -32,6 +46,9 @@ class LoadReport(msgspec.Struct, kw_only=True):
     seconds: float = 0.0
     kind: Kind = "load"
     same_as: int | None = None  # a skipped load: the load whose work it would repeat
+    attempt: int = 1  # a queued load: 0 until a worker takes it, then 1, 2... on retries
+    worker: str | None = None  # a queued load: the worker (host:pid) of the attempt
+    earlier_attempts: list[Attempt] = msgspec.field(default_factory=list)
     rejections: dict[str, int] = msgspec.field(default_factory=dict)
     error: str | None = None
 

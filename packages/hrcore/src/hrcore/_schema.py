@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from procrastinate.schema import SchemaManager
+
 from hrcore import _changes, _db, _integrity, _summary
 from hrcore._db import Connection, execute, scalar
 from hrcore._pool import ConnectionPool
@@ -58,13 +60,34 @@ LEDGER_DDL = (
     """CREATE INDEX IF NOT EXISTS load_runs_table ON load_runs (table_name, id DESC)
     WHERE status <> 'skipped'""",
     "CREATE INDEX IF NOT EXISTS load_runs_status ON load_runs (status) WHERE status = 'running'",
+    # queued loads (see _queue): the procrastinate job that runs it, its attempt (0 while
+    # queued), the worker of that attempt; the attempts before it that stopped
+    "ALTER TABLE load_runs ADD COLUMN IF NOT EXISTS job_id bigint",
+    "ALTER TABLE load_runs ADD COLUMN IF NOT EXISTS attempt integer NOT NULL DEFAULT 1",
+    "ALTER TABLE load_runs ADD COLUMN IF NOT EXISTS worker text",
+    """CREATE INDEX IF NOT EXISTS load_runs_active ON load_runs (table_name, source)
+    WHERE status IN ('queued', 'running')""",
+    """CREATE TABLE IF NOT EXISTS load_attempts (
+    load_id bigint NOT NULL REFERENCES load_runs (id) ON DELETE CASCADE,
+    attempt integer NOT NULL,
+    worker text,
+    status text NOT NULL,
+    error text,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz,
+    batches integer NOT NULL,
+    rows_read bigint NOT NULL,
+    rows_written bigint NOT NULL,
+    PRIMARY KEY (load_id, attempt)
+)""",
 )
 
 STAGING_SCHEMA = "hrcore_staging"  # unlogged tables of rows being loaded, one per load
-# what a database made by this version holds: summary deltas stored uncompressed (5);
+# what a database made by this version holds: queued loads and procrastinate's tables
+# (6); summary deltas stored uncompressed (5);
 # cheaper triggers (4); change counters (3); integrity and the summary kept by
 # statement-level triggers (2); row-level foreign keys and a sharded keyed summary (1)
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _V1_OBJECTS = (  # the summary of version 1, replaced
     *(
         f"DROP TRIGGER IF EXISTS {name} ON hired_employees"
@@ -168,3 +191,6 @@ def _make(conn: Connection) -> None:
     for statement in _integrity.referenced_triggers(employees):
         execute(conn, statement)
     _summary.refill(conn)  # the rows already there when the summary is (re)made
+    if scalar(conn, "SELECT to_regclass('procrastinate_jobs') IS NULL"):
+        # the job queue's tables, functions and types, as procrastinate ships them
+        _db.run_script(conn, SchemaManager.get_schema())
