@@ -21,6 +21,7 @@ from moto.server import ThreadedMotoServer
 T = TypeVar("T")
 DATA_TABLES = ("hired_employees", "jobs", "departments")
 LEDGER_TABLES = ("rejected_rows", "load_batches", "load_runs")
+QUEUE_TABLES = ("procrastinate_jobs", "procrastinate_workers")
 
 
 def with_database(url: str, name: str) -> str:
@@ -53,7 +54,8 @@ def database(server_url: str) -> Iterator[str]:
 def db(database: str) -> str:
     """The session database, emptied: each test starts with no rows and no loads."""
     with connect(database) as conn:
-        execute(conn, f"TRUNCATE {', '.join(DATA_TABLES + LEDGER_TABLES)} RESTART IDENTITY CASCADE")
+        tables = ", ".join(DATA_TABLES + LEDGER_TABLES + QUEUE_TABLES)
+        execute(conn, f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     return database
 
 
@@ -92,6 +94,20 @@ class InThread(Generic[T]):
         if isinstance(done, BaseException):
             raise done
         return done
+
+
+def run_queue(url: str) -> None:
+    """Run the queued loads of ``url`` with a real worker, until none is ready."""
+    hrcore.run_worker(database_url=url, until_empty=True)
+
+
+def queued(answer: Any) -> int:
+    """The load id of a ``POST /{table}/batch`` answer: a 202 pointing at the load."""
+    assert answer.status_code == 202, answer.text
+    load_id = int(answer.json()["load_id"])
+    assert answer.headers["location"] == f"/loads/{load_id}"
+    assert answer.json()["status"] in ("queued", "running")
+    return load_id
 
 
 def query(url: str, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:

@@ -7,14 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
-import os
 import re
-import signal
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,8 +24,16 @@ from hrcore_api.settings import Settings
 from litestar.testing import TestClient
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import InThread, query, upload, wait_until, with_database, write
-from tests.test_api import employee, serve
+from tests.conftest import (
+    InThread,
+    query,
+    queued,
+    run_queue,
+    upload,
+    with_database,
+    write,
+)
+from tests.test_api import employee
 
 Call = tuple[str, str, dict[str, Any]]
 
@@ -278,7 +281,9 @@ def test_an_s3_server_that_stops_is_a_503(
             made = c.post("/backups/jobs")
             assert made.status_code == 201, made.text
             assert c.get("/backups/jobs").json()["items"][0]["uri"] == made.json()["uri"]
-            assert c.post("/employees/batch").json()["rows_inserted"] == 10
+            load_id = queued(c.post("/employees/batch"))
+            run_queue(refs)
+            assert c.get(f"/loads/{load_id}").json()["rows_inserted"] == 10
             server.stop()
             calls = [
                 *S3_CALLS[:3],
@@ -320,7 +325,7 @@ def test_a_5000_character_key_or_uri_is_a_400_before_s3_is_asked(
 
 BLOCKING = [
     "check_database", "list_files", "hires_by_quarter", "departments_above_mean", "list_loads",
-    "get_load", "list_rejections", "backup", "list_backups", "restore", "load", "load_rows",
+    "get_load", "list_rejections", "backup", "list_backups", "restore", "enqueue", "load_rows",
     "list_rows_json", "get_row_json",
 ]  # fmt: skip
 
@@ -367,88 +372,16 @@ def test_no_blocking_library_call_runs_on_the_event_loop(
             c.post("/restores/jobs", json={"uri": made["uri"]}),
             c.post("/jobs/batch"),
         ]
-    assert [a.status_code for a in answers] == [200] * len(answers), [a.text for a in answers]
+    assert [a.status_code for a in answers] == [200] * (len(answers) - 1) + [202], [
+        a.text for a in answers
+    ]
     assert {name for name, _ in calls} == set(BLOCKING)
     assert [name for name, on_loop in calls if on_loop] == []
 
 
-# -- 5. SIGTERM stops a load at its next batch boundary, and the server exits
-
-
-EMPLOYEES = 300_000
-COMMITTED_BATCHES = """SELECT count(*) FROM load_batches b JOIN load_runs r ON r.id = b.load_id
-WHERE r.table_name = 'hired_employees'"""
-
-
-def test_sigterm_cancels_a_running_load_and_the_server_exits(
-    refs: str, bucket: str, s3_endpoint: str, tmp_path: Path
-) -> None:
-    lines = "".join(
-        f"{i},Employee {i},2021-{i % 12 + 1:02d}-01T10:00:00Z,{i % 3 + 1},{i % 3 + 1}\n"
-        for i in range(1, EMPLOYEES + 1)
-    )
-    upload(s3_endpoint, bucket, "hired_employees.csv", write(tmp_path, "hired.csv", lines))
-    env = {**os.environ, "DATABASE_URL": refs, "S3_BUCKET_NAME": bucket}
-    env.pop("HRCORE_API_TOKEN", None)
-    server, base = serve(env)
-    answered: list[httpx.Response | BaseException] = []
-
-    def post() -> None:
-        try:
-            answered.append(
-                httpx.post(f"{base}/employees/batch", json={"batch_size": 100}, timeout=120)
-            )
-        except BaseException as exc:  # reported by the assertion below
-            answered.append(exc)
-
-    poster = threading.Thread(target=post)
-    poster.start()
-    try:
-        wait_until(
-            lambda: query(refs, COMMITTED_BATCHES) != [(0,)],
-            "a batch of the employees' load committed",
-        )
-        server.send_signal(signal.SIGTERM)
-        signalled = time.monotonic()
-        output, _ = server.communicate(timeout=30)
-        exited_after = time.monotonic() - signalled
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate(timeout=10)
-        poster.join(timeout=30)
-
-    assert exited_after < 30
-    # uvicorn ends a graceful shutdown by raising the signal it caught again
-    assert server.returncode in (0, -signal.SIGTERM), output
-    assert "Application shutdown complete" in output
-    [answer] = answered
-    assert isinstance(answer, httpx.Response), answer
-    assert is_error(answer, 503), answer.text
-    assert answer.json()["error"] == "load_cancelled"
-    assert "shutting down" in answer.json()["detail"]
-    [(status, inserted, batches)] = query(
-        refs,
-        "SELECT status, rows_inserted, batches FROM load_runs WHERE table_name = 'hired_employees'",
-    )
-    [(stored,)] = query(refs, "SELECT count(*) FROM hired_employees")
-    assert status == "cancelled"
-    assert inserted == stored
-    assert batches >= 1
-    assert 0 < stored < EMPLOYEES
-    assert stored == batches * 100
-    logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    assert [(e["event"], e["status"]) for e in logged if e.get("event") == "load"] == [
-        ("load", "cancelled")
-    ]
-
-
-def test_a_file_load_waiting_on_a_busy_file_is_a_409_naming_the_load_holding_it(
-    refs: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_file_load_asked_for_while_the_file_loads_answers_that_load(refs: str) -> None:
     from tests.test_load import Paused
 
-    monkeypatch.setenv("HRCORE_LOCK_TIMEOUT", "0.5")
     holding = Paused()
     sample = hrcore.SAMPLE_FOLDER / "hired_employees.csv"  # the API's default source
     holder = InThread(
@@ -459,9 +392,9 @@ def test_a_file_load_waiting_on_a_busy_file_is_a_409_naming_the_load_holding_it(
         [running] = hrcore.list_loads(limit=1, database_url=refs)
         with client(database_url=refs) as api:
             answer = api.post("/employees/batch")
-        assert is_error(answer, 409)
-        assert answer.json()["error"] == "busy"
-        assert f"by load {running.load_id}" in answer.json()["detail"]
+        assert queued(answer) == running.load_id
+        assert answer.json()["status"] == "running"
     finally:
         holding.release.set()
         assert holder.result().status == "succeeded"
+    assert query(refs, "SELECT count(*) FROM procrastinate_jobs") == [(0,)]  # no twin queued

@@ -6,6 +6,8 @@ Dockerfile's own install steps into a fresh folder and serving the API from it.
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
 import re
 import shlex
@@ -17,9 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hrcore
 import httpx
 import yaml
 from cfnlint.decode import cfn_yaml
+from hrcore._db import CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -185,7 +189,7 @@ def compose() -> dict[str, Any]:
 
 def test_compose_wires_postgres_a_seeded_s3_emulator_and_the_api() -> None:
     services = compose()["services"]
-    assert set(services) == {"postgres", "s3", "s3-seed", "api"}
+    assert set(services) == {"postgres", "s3", "s3-seed", "api", "worker"}
     api = services["api"]
     assert api["build"]["target"] in dockerfile_stages()
     assert api["depends_on"] == {
@@ -209,6 +213,23 @@ def test_compose_wires_postgres_a_seeded_s3_emulator_and_the_api() -> None:
     assert "healthcheck" in services["s3"]
     dev = yaml.safe_load((ROOT / "docker-compose.dev.yml").read_text())["services"]["api"]
     assert dev["build"]["target"] == "dev"
+
+
+def test_compose_runs_a_worker_with_the_api_image_and_environment() -> None:
+    services = compose()["services"]
+    api, worker = services["api"], services["worker"]
+    assert worker["build"] == api["build"]
+    assert worker["environment"] == api["environment"]
+    assert worker["depends_on"] == api["depends_on"]
+    # the image's ENTRYPOINT is hrcore-api: a command alone would be its arguments
+    argv = [*worker.get("entrypoint", image_entrypoint()), *worker.get("command", [])]
+    assert argv[:2] == ["hrcore", "worker"]
+    assert "ports" not in worker
+    # the image's HEALTHCHECK asks the API's port, which the worker does not serve
+    assert worker["healthcheck"] == {"disable": True}
+    dev = yaml.safe_load((ROOT / "docker-compose.dev.yml").read_text())["services"]
+    assert dev["worker"]["build"] == dev["api"]["build"]
+    assert dev["worker"]["volumes"] == dev["api"]["volumes"]
 
 
 # settings the deploy target reads from the environment, and make's own
@@ -295,9 +316,13 @@ def test_the_cloudformation_template_passes_cfn_lint_without_warnings() -> None:
     assert (linted.returncode, linted.stdout + linted.stderr) == (0, "")
 
 
+def template() -> dict[str, Any]:
+    loaded: dict[str, Any] = cfn_yaml.load(str(ROOT / "deploy" / "cloudformation.yml"))
+    return loaded
+
+
 def test_the_template_has_the_production_shape() -> None:
-    template = cfn_yaml.load(str(ROOT / "deploy" / "cloudformation.yml"))
-    resources = template["Resources"]
+    resources = template()["Resources"]
     kinds = {r["Type"] for r in resources.values()}
     assert {
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
@@ -325,11 +350,186 @@ def test_the_template_has_the_production_shape() -> None:
         "Statement"
     ]
     assert [s["Action"] for s in read_secrets] == ["secretsmanager:GetSecretValue"]
-    assert len(read_secrets[0]["Resource"]) == 2
+    assert read_secrets[0]["Resource"] == [
+        {"Ref": "DatabaseUrlSecret"},
+        {"Ref": "DatabaseReadUrlSecret"},
+        {"Ref": "ApiTokenSecret"},
+    ]
     ingress = resources["DatabaseSecurityGroup"]["Properties"]["SecurityGroupIngress"]
-    assert [rule["SourceSecurityGroupId"] for rule in ingress] == [{"Ref": "TaskSecurityGroup"}]
+    assert [rule["SourceSecurityGroupId"] for rule in ingress] == [
+        {"Ref": "TaskSecurityGroup"},
+        {"Ref": "WorkerSecurityGroup"},
+    ]
+    assert "SecurityGroupIngress" not in resources["WorkerSecurityGroup"]["Properties"]
     secrets = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Secrets"]
-    assert {s["Name"] for s in secrets} == {"DATABASE_URL", "HRCORE_API_TOKEN"}
+    assert {s["Name"] for s in secrets} == {
+        "DATABASE_URL",
+        "HRCORE_READ_DATABASE_URL",
+        "HRCORE_API_TOKEN",
+    }
+
+
+def image_entrypoint() -> list[str]:
+    """The runtime image's ENTRYPOINT (exec form): what runs when nothing overrides it."""
+    entrypoint: list[str] = json.loads(
+        instructions(dockerfile_stages()["runtime"], "ENTRYPOINT")[-1]
+    )
+    return entrypoint
+
+
+def ecs_container(resources: dict[str, Any], service: str) -> dict[str, Any]:
+    """The one container of an ECS service's task definition."""
+    assert resources[service]["Type"] == "AWS::ECS::Service", f"no ECS service {service}"
+    task = resources[service]["Properties"]["TaskDefinition"]["Ref"]
+    containers: list[dict[str, Any]] = resources[task]["Properties"]["ContainerDefinitions"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def ecs_argv(container: dict[str, Any]) -> list[Any]:
+    """What the container runs: its EntryPoint (else the image's) and Command."""
+    return [*container.get("EntryPoint", image_entrypoint()), *container.get("Command", [])]
+
+
+def env_names(container: dict[str, Any]) -> set[str]:
+    return {e["Name"] for e in container.get("Environment", []) + container.get("Secrets", [])}
+
+
+def test_the_worker_service_runs_hrcore_worker_from_the_api_image_with_the_api_env() -> None:
+    resources = template()["Resources"]
+    api, worker = ecs_container(resources, "Service"), ecs_container(resources, "WorkerService")
+    assert ecs_argv(api)[0] == "hrcore-api"
+    assert worker["Image"] == api["Image"] == {"Ref": "ImageUri"}
+    assert ecs_argv(worker)[:2] == ["hrcore", "worker"]
+    assert env_names(worker) == env_names(api)
+    assert worker["Environment"] == api["Environment"]
+    assert worker["Secrets"] == api["Secrets"]
+    assert "PortMappings" not in worker
+    # SIGTERM: its jobs stop at the next batch boundary; 120 s is Fargate's maximum
+    assert 30 < worker["StopTimeout"] <= 120
+    service = resources["WorkerService"]["Properties"]
+    assert service["LaunchType"] == "FARGATE"
+    assert "LoadBalancers" not in service
+    groups = service["NetworkConfiguration"]["AwsvpcConfiguration"]["SecurityGroups"]
+    ingress = resources["DatabaseSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert all(
+        any(rule["SourceSecurityGroupId"] == group and rule["FromPort"] == 5432 for rule in ingress)
+        for group in groups
+    ), "the worker's tasks reach the database"
+    tasks = {
+        resources[name]["Properties"]["TaskDefinition"]["Ref"]
+        for name in ("Service", "WorkerService")
+    }
+    for task in tasks:
+        properties = resources[task]["Properties"]
+        assert properties["ExecutionRoleArn"] == {"Fn::GetAtt": ["ExecutionRole", "Arn"]}
+        assert properties["TaskRoleArn"] == {"Fn::GetAtt": ["TaskRole", "Arn"]}
+
+
+def scaling_policies(resources: dict[str, Any], target: str) -> list[dict[str, Any]]:
+    """The target tracking configurations of a scalable target's policies."""
+    return [
+        r["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy"
+        and r["Properties"]["ScalingTargetId"] == {"Ref": target}
+        and r["Properties"]["PolicyType"] == "TargetTrackingScaling"
+    ]
+
+
+def test_the_worker_service_is_autoscaled_on_cpu() -> None:
+    loaded = template()
+    resources, parameters = loaded["Resources"], loaded["Parameters"]
+    targets = [
+        name
+        for name, r in resources.items()
+        if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"
+        and r["Properties"]["ResourceId"] == {"Fn::Sub": "service/${Cluster}/${WorkerService.Name}"}
+    ]
+    assert len(targets) == 1, "one scalable target for the worker service"
+    target = resources[targets[0]]["Properties"]
+    assert target["ServiceNamespace"] == "ecs"
+    assert target["ScalableDimension"] == "ecs:service:DesiredCount"
+    for bound in ("MinCapacity", "MaxCapacity"):
+        assert target[bound]["Ref"] in parameters, f"{bound}: a parameter"
+    assert resources["WorkerService"]["Properties"]["DesiredCount"] == target["MinCapacity"]
+    metrics = [
+        policy["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        for policy in scaling_policies(resources, targets[0])
+    ]
+    assert metrics == ["ECSServiceAverageCPUUtilization"]
+
+
+def test_aurora_has_a_reader_and_autoscales_its_replicas_on_reader_cpu() -> None:
+    loaded = template()
+    resources, parameters = loaded["Resources"], loaded["Parameters"]
+    instances = [
+        name
+        for name, r in resources.items()
+        if r["Type"] == "AWS::RDS::DBInstance"
+        and r["Properties"]["DBClusterIdentifier"] == {"Ref": "DatabaseCluster"}
+    ]
+    assert len(instances) >= 2, "a writer and at least one reader"
+    targets = [
+        name
+        for name, r in resources.items()
+        if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"
+        and r["Properties"]["ServiceNamespace"] == "rds"
+    ]
+    assert len(targets) == 1, "one scalable target for the cluster's replicas"
+    target = resources[targets[0]]["Properties"]
+    assert target["ScalableDimension"] == "rds:cluster:ReadReplicaCount"
+    assert target["ResourceId"] == {"Fn::Sub": "cluster:${DatabaseCluster}"}
+    for bound in ("MinCapacity", "MaxCapacity"):
+        assert target[bound]["Ref"] in parameters, f"{bound}: a parameter"
+    assert int(parameters[target["MinCapacity"]["Ref"]]["Default"]) >= 1
+    # registered once the first reader exists, so it never races the stack's instances
+    depends = resources[targets[0]].get("DependsOn", [])
+    assert set(instances) & set([depends] if isinstance(depends, str) else depends)
+    metrics = [
+        policy["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        for policy in scaling_policies(resources, targets[0])
+    ]
+    assert metrics == ["RDSReaderAverageCPUUtilization"]
+
+
+def test_the_api_and_the_worker_get_the_read_url_from_the_cluster_reader_endpoint() -> None:
+    resources = template()["Resources"]
+    for service in ("Service", "WorkerService"):
+        secrets = {s["Name"]: s["ValueFrom"] for s in ecs_container(resources, service)["Secrets"]}
+        writer = resources[secrets["DATABASE_URL"]["Ref"]]["Properties"]["SecretString"]
+        reader = resources[secrets["HRCORE_READ_DATABASE_URL"]["Ref"]]["Properties"]["SecretString"]
+        url, variables = reader["Fn::Sub"]
+        assert variables["Host"] == {"Fn::GetAtt": ["DatabaseCluster", "ReadEndpoint.Address"]}
+        assert writer["Fn::Sub"][1]["Host"] == {
+            "Fn::GetAtt": ["DatabaseCluster", "Endpoint.Address"]
+        }
+        # built as DATABASE_URL is: same user, password, port and database, the reader host
+        assert url == writer["Fn::Sub"][0]
+        assert {k: v for k, v in variables.items() if k != "Host"} == {
+            k: v for k, v in writer["Fn::Sub"][1].items() if k != "Host"
+        }
+
+
+# the longest a rows POST or a restore may take inside the request, from the
+# library's own bounds: a pooled connection (the pool's wait), a new connection,
+# the lock wait, then the work (restoring 1M employees: about 10 s, the README's
+# backup benchmark; 1000 rows: well under a second)
+POOL_WAIT = inspect.signature(hrcore.ConnectionPool).parameters["timeout"].default
+LONGEST_REQUEST = POOL_WAIT + CONNECT_TIMEOUT + DEFAULT_LOCK_TIMEOUT + 10
+
+
+def test_the_load_balancer_idle_timeout_outlasts_the_longest_request() -> None:
+    resources = template()["Resources"]
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in resources["LoadBalancer"]["Properties"].get("LoadBalancerAttributes", [])
+    }
+    assert "idle_timeout.timeout_seconds" in attributes, "the default, 60 s, is too short"
+    idle = int(attributes["idle_timeout.timeout_seconds"])
+    assert LONGEST_REQUEST <= idle <= 4000, (idle, LONGEST_REQUEST)  # 4000: the ALB's maximum
+    for service in ("Service", "WorkerService"):  # no task waits longer for a lock
+        assert "HRCORE_LOCK_TIMEOUT" not in env_names(ecs_container(resources, service))
 
 
 CHECKS = [

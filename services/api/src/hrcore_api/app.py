@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
-from collections.abc import Callable
 
 import hrcore
 from litestar import Litestar, Response, route
-from litestar.datastructures import State
 from litestar.enums import HttpMethod, MediaType
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
@@ -19,7 +16,6 @@ from hrcore_api.logs import request_log
 from hrcore_api.routes import service_routes, table_routes
 from hrcore_api.security import make_guard
 from hrcore_api.settings import Settings
-from hrcore_api.shutdown import stop_loads_on_signals
 from hrcore_api.types import TABLE_PATHS
 
 log = logging.getLogger("hrcore_api")
@@ -65,23 +61,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
     # the reads' connections, reused from request to request, held by the app
     pool = hrcore.ConnectionPool(settings.database_url, size=settings.pool_size)
-    # set on SIGTERM / SIGINT: every file load is given it as cancel=, and stops at its
-    # next batch boundary instead of holding the server's shutdown for minutes
-    stopping = threading.Event()
-    undo: list[Callable[[], None]] = []
-
-    def start() -> None:
-        stopping.clear()
-        undo.append(stop_loads_on_signals(stopping))
 
     def stop() -> None:
-        while undo:
-            undo.pop()()
         pool.close()
 
     handlers = service_routes(settings, pool)
     for path, table in TABLE_PATHS.items():
-        handlers += table_routes(settings, pool, path, table, stopping)
+        handlers += table_routes(settings, pool, path, table)
     handlers = options_handlers(handlers) + handlers  # registered first: see options_handlers
 
     return Litestar(
@@ -97,7 +83,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,  # hrcore-api sets up plain JSON lines; a host app keeps its own
-        on_startup=[start],
         on_shutdown=[stop],
-        state=State({"stopping": stopping}),
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from functools import partial
 from typing import Annotated, Any
 
@@ -252,45 +251,28 @@ def table_routes(
     pool: hrcore.ConnectionPool,
     path: str,
     table: str,
-    stopping: threading.Event,
 ) -> list[HTTPRouteHandler]:
-    """The routes of one table: load its file, add rows, list and get rows.
-
-    A file load stops at its next batch boundary once ``stopping`` is set (the server
-    is shutting down), and is answered 503 ``load_cancelled``.
-    """
+    """The routes of one table: queue a load of its file, add rows, list and get rows."""
     spec = hrcore.get_table(table)
     body_type = rows_type(spec)
-    db = pool.url  # a file load opens connections of its own: it may run for minutes
+    db = pool.url
     name = path.replace("-", "_")
 
-    async def load_file(request: Request[Any, Any, Any]) -> hrcore.LoadReport:
+    async def load_file(request: Request[Any, Any, Any]) -> Response[hrcore.LoadReport]:
         raw = await request.body()
         options = _decode(raw, BatchRequest) if raw.strip() else BatchRequest()
         key = spec.file_name if options.key is msgspec.UNSET else _safe_key(options.key)
-        location = settings.location(key)
-        try:
-            report = await anyio.to_thread.run_sync(
-                partial(
-                    hrcore.load,
-                    location,
-                    table=spec.name,
-                    batch_size=int(options.batch_size),
-                    database_url=db,
-                    cancel=stopping,
-                )
+        queued = await anyio.to_thread.run_sync(
+            partial(
+                hrcore.enqueue,
+                settings.location(key),
+                table=spec.name,
+                batch_size=int(options.batch_size),
+                database_url=db,
             )
-        except hrcore.LoadFailedError as exc:
-            _log_load("load", spec.name, exc.report.to_dict())
-            if isinstance(exc, hrcore.LoadCancelledError) and stopping.is_set():
-                raise hrcore.LoadCancelledError(
-                    f"{exc}; the server is shutting down: send the request again "
-                    f"(load {exc.report.load_id} says what was committed)",
-                    exc.report,
-                ) from exc
-            raise
-        _log_load("load", spec.name, report.to_dict())
-        return report
+        )
+        _log_load("queued", spec.name, queued.to_dict())
+        return Response(queued, status_code=202, headers={"Location": f"/loads/{queued.load_id}"})
 
     async def add_rows(request: Request[Any, Any, Any]) -> hrcore.RowsReport:
         media = request.content_type[0]
@@ -322,14 +304,19 @@ def table_routes(
         return _json(msgspec.Raw(hrcore.get_row_json(spec.name, row_id, pool=pool)))
 
     max_key = MAX_LOCATION - len(settings.location("").encode())
-    batch_help = 'Optional JSON body: {"key": "exports/x.csv", "batch_size": 1000}.'
+    batch_help = (
+        'Optional JSON body: {"key": "exports/x.csv", "batch_size": 1000}. Answers 202 at '
+        "once with the queued load (status queued); `hrcore worker` runs it; GET the "
+        "Location (/loads/{id}) for its status and counts. A file already queued or "
+        "running answers that load."
+    )
     rows_help = (
         f'Fields: {", ".join(spec.column_names)}. JSON {{"rows": [...]}} or text/csv. '
         "Valid rows land in one transaction; invalid ones are answered with reasons and logged."
     )
     return [
-        post(f"/{path}/batch", name=f"{name}_batch", status_code=200,
-             summary=f"Load {spec.file_name} from the configured source",
+        post(f"/{path}/batch", name=f"{name}_batch", status_code=202,
+             summary=f"Queue a load of {spec.file_name} from the configured source",
              description=batch_help, operation_class=batch_operation(spec, max_key),
              responses=errors(400, 401, 404, 409, 413, 422, 503))(load_file),
         post(f"/{path}", name=f"{name}_rows", status_code=200,
