@@ -39,11 +39,25 @@ log = logging.getLogger("hrcore.worker")
 TASK = "hrcore.load"
 QUEUE = "hrcore_loads"
 POOL_WAIT = 30.0  # seconds a job waits for one of the queue's connections
-# a job retried: its load was busy (the same file loading elsewhere, a restore), or its
-# worker was asked to stop; every 10 s, at most 30 times (5 minutes)
-RETRY = procrastinate.RetryStrategy(
-    max_attempts=30, wait=10, retry_exceptions={BusyError, JobAborted}
-)
+MAX_ATTEMPTS = 30
+BUSY_WAIT = 10  # seconds before a load that found its file or table busy tries again
+
+
+class _Retry(procrastinate.BaseRetryStrategy):
+    """A job is tried again when its load was busy (the same file loading elsewhere, a
+    restore): in 10 s; or when its worker stopped it to shut down: at once, by
+    another worker. Any other failure is the load's own, and final."""
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: procrastinate.jobs.Job
+    ) -> procrastinate.RetryDecision | None:
+        if job.attempts >= MAX_ATTEMPTS - 1:
+            return None
+        if isinstance(exception, JobAborted):
+            return procrastinate.RetryDecision(retry_in={"seconds": 0})
+        if isinstance(exception, BusyError):
+            return procrastinate.RetryDecision(retry_in={"seconds": BUSY_WAIT})
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +107,7 @@ def _app(url: str, settings: WorkerSettings, connections: int) -> procrastinate.
     )
     app = procrastinate.App(connector=connector)
 
-    @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=RETRY)
+    @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=_Retry())
     def load_job(context: procrastinate.JobContext, load_id: int, verify: bool = False) -> None:
         run_queued(url, load_id, settings.writers, _Abort(context), verify=verify)
 

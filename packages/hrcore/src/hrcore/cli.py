@@ -252,6 +252,20 @@ def _print_queued(reports: list[hrcore.LoadReport], as_json: bool) -> None:
         click.echo(f"{r.table}: load {r.load_id} {r.status} ({r.source})")
 
 
+def _known_errors_in_one_line(record: logging.LogRecord) -> bool:
+    """A job that ended on one of hrcore's errors is logged with its message, not its
+    traceback (the ledger has the rest); a bug keeps its traceback."""
+    error = record.exc_info[1] if record.exc_info else None
+    while error is not None and not isinstance(error, hrcore.HrcoreError):
+        error = error.__cause__
+    if error is not None:
+        record.msg = f"{record.getMessage()}: {hrcore.redact(str(error).splitlines()[0])}"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
 @main.command()
 @click.option(
     "--concurrency",
@@ -308,9 +322,10 @@ def worker(
 
     Workers on any number of machines share the queue, which lives in the database.
     """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_known_errors_in_one_line)
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     with _errors():
         settings = hrcore.WorkerSettings(
             concurrency=concurrency, writers=writers, heartbeat=heartbeat,
