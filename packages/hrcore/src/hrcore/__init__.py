@@ -44,6 +44,7 @@ from hrcore._queries import (
     list_rows_json,
 )
 from hrcore._queue import WorkerSettings, enqueue, run_worker
+from hrcore._replica import ReplicaPool, ReplicaState
 from hrcore._report import Attempt, LoadReport
 from hrcore._rows import RejectedRow, RowsReport, load_rows
 from hrcore._sample import write_sample
@@ -74,6 +75,8 @@ __all__ = [
     "Progress",
     "RejectedRow",
     "Rejection",
+    "ReplicaPool",
+    "ReplicaState",
     "RestoreError",
     "RowsReport",
     "SourceFormatError",

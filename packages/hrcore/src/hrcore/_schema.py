@@ -9,6 +9,7 @@ from procrastinate.schema import SchemaManager
 
 from hrcore import _changes, _db, _integrity, _summary
 from hrcore._db import Connection, execute, scalar
+from hrcore._errors import DatabaseError
 from hrcore._pool import ConnectionPool
 from hrcore._report import STATUSES
 from hrcore._specs import TABLES
@@ -147,7 +148,15 @@ def ready(
 def init_schema(conn: Connection) -> None:
     """Create the three tables, the ledger, the summary and the triggers that keep
     integrity and the summary, or bring an older version's up to date (safe to
-    repeat; a database already at this version is left alone)."""
+    repeat; a database already at this version is left alone, with reads only: so
+    a read-only replica of a database at this version passes too)."""
+    if _version(conn) == SCHEMA_VERSION:
+        return
+    if scalar(conn, "SELECT pg_is_in_recovery()"):
+        raise DatabaseError(
+            f"the database is a read-only replica whose tables are not at version "
+            f"{SCHEMA_VERSION}: make them on its primary first (hrcore db init)"
+        )
     execute(conn, "BEGIN")
     try:
         execute(conn, f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
@@ -160,6 +169,13 @@ def init_schema(conn: Connection) -> None:
     except BaseException:
         execute(conn, "ROLLBACK")
         raise
+
+
+def _version(conn: Connection) -> int | None:
+    if scalar(conn, "SELECT to_regclass('hrcore_schema') IS NULL"):
+        return None
+    found = scalar(conn, "SELECT max(version) FROM hrcore_schema")
+    return None if found is None else int(found)
 
 
 def _make(conn: Connection) -> None:

@@ -61,13 +61,25 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
     # the reads' connections, reused from request to request, held by the app
     pool = hrcore.ConnectionPool(settings.database_url, size=settings.pool_size)
+    # reads that need not see the caller's own writes: on the replica when there is one
+    reads = (
+        hrcore.ReplicaPool(
+            settings.read_database_url,
+            pool,
+            size=settings.pool_size,
+            max_lag=settings.read_max_lag,
+        )
+        if settings.read_database_url
+        else pool
+    )
 
     def stop() -> None:
+        reads.close()
         pool.close()
 
-    handlers = service_routes(settings, pool)
+    handlers = service_routes(settings, pool, reads)
     for path, table in TABLE_PATHS.items():
-        handlers += table_routes(settings, pool, path, table)
+        handlers += table_routes(settings, pool, reads, path, table)
     handlers = options_handlers(handlers) + handlers  # registered first: see options_handlers
 
     return Litestar(

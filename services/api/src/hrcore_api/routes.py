@@ -77,9 +77,18 @@ def _safe_key(key: str) -> str:
     return key
 
 
-def service_routes(settings: Settings, pool: hrcore.ConnectionPool) -> list[HTTPRouteHandler]:
-    """The routes that are not about one table; reads borrow from ``pool``, backups and
-    restores open connections of their own (to the same database)."""
+def _read_url(reads: hrcore.ConnectionPool) -> str:
+    """Where a read with a connection of its own (a backup) goes: as ``reads`` lends."""
+    return reads.read_url() if isinstance(reads, hrcore.ReplicaPool) else reads.url
+
+
+def service_routes(
+    settings: Settings, pool: hrcore.ConnectionPool, reads: hrcore.ConnectionPool
+) -> list[HTTPRouteHandler]:
+    """The routes that are not about one table. Writes, and reads that must see the
+    caller's own writes (a load's status), borrow from ``pool`` (the writer); other
+    reads from ``reads`` (a replica, when there is one); backups and restores open
+    connections of their own."""
     db = pool.url
 
     @get("/", opt=PUBLIC, summary="What this service is")
@@ -103,12 +112,23 @@ def service_routes(settings: Settings, pool: hrcore.ConnectionPool) -> list[HTTP
         summary="Runs a query on the database",
         responses=errors(503),
     )
-    def health_db() -> dict[str, str]:
+    def health_db() -> dict[str, Any]:
         try:
-            return {"status": "ok", "server_version": hrcore.check_database(pool=pool)}
+            version = hrcore.check_database(pool=pool)
         except hrcore.DatabaseError as exc:  # public route: say no more than that
             log.warning(json.dumps({"event": "health-db", "error": hrcore.redact(str(exc), db)}))
             raise hrcore.DatabaseError("the database does not answer") from exc
+        answer: dict[str, Any] = {"status": "ok", "server_version": version, "reads": "writer"}
+        if isinstance(reads, hrcore.ReplicaPool):
+            state = reads.state()
+            answer["reads"] = state.reads_go_to
+            answer["replica"] = {"status": state.status, "lag_seconds": state.lag_seconds}
+            if state.error:
+                said = hrcore.redact(state.error, reads.url)
+                log.warning(
+                    json.dumps({"event": "health-db", "replica": state.status, "error": said})
+                )
+        return answer
 
     @get(
         "/health-s3",
@@ -132,7 +152,7 @@ def service_routes(settings: Settings, pool: hrcore.ConnectionPool) -> list[HTTP
         responses=errors(400, 401, 503),
     )
     def hires_by_quarter(request: Request[Any, Any, Any], year: Year = 2021) -> Any:
-        return _frame_response(request, hrcore.hires_by_quarter(year, pool=pool))
+        return _frame_response(request, hrcore.hires_by_quarter(year, pool=reads))
 
     @get(
         "/metrics/departments-above-mean",
@@ -141,7 +161,7 @@ def service_routes(settings: Settings, pool: hrcore.ConnectionPool) -> list[HTTP
         responses=errors(400, 401, 503),
     )
     def departments_above_mean(request: Request[Any, Any, Any], year: Year = 2021) -> Any:
-        return _frame_response(request, hrcore.departments_above_mean(year, pool=pool))
+        return _frame_response(request, hrcore.departments_above_mean(year, pool=reads))
 
     @get(
         "/loads",
@@ -150,7 +170,7 @@ def service_routes(settings: Settings, pool: hrcore.ConnectionPool) -> list[HTTP
         responses=errors(400, 401, 503),
     )
     def loads(limit: Limit = 100, before: Before = None) -> Page:
-        found = hrcore.list_loads(limit=limit, before=before, pool=pool)
+        found = hrcore.list_loads(limit=limit, before=before, pool=reads)
         more = f"/loads?limit={limit}&before={found[-1].load_id}" if len(found) == limit else None
         return Page(items=found, next=more)
 
@@ -170,7 +190,7 @@ def service_routes(settings: Settings, pool: hrcore.ConnectionPool) -> list[HTTP
         responses=errors(400, 401, 404, 503),
     )
     def rejections(load_id: Id, limit: Limit = 100, after: AfterLine = 0) -> Page:
-        found = hrcore.list_rejections(load_id, limit=limit, after_line=after, pool=pool)
+        found = hrcore.list_rejections(load_id, limit=limit, after_line=after, pool=reads)
         more = (
             f"/loads/{load_id}/rejections?limit={limit}&after={found[-1].line_number}"
             if len(found) == limit
@@ -186,7 +206,7 @@ def service_routes(settings: Settings, pool: hrcore.ConnectionPool) -> list[HTTP
         responses=errors(400, 401, 404, 503),
     )
     def backup(table: Table) -> hrcore.Backup:
-        return hrcore.backup(_table(table), to=settings.backups, database_url=db)
+        return hrcore.backup(_table(table), to=settings.backups, database_url=_read_url(reads))
 
     @get(
         "/backups/{table:str}",
@@ -249,10 +269,12 @@ def _version() -> str:
 def table_routes(
     settings: Settings,
     pool: hrcore.ConnectionPool,
+    reads: hrcore.ConnectionPool,
     path: str,
     table: str,
 ) -> list[HTTPRouteHandler]:
-    """The routes of one table: queue a load of its file, add rows, list and get rows."""
+    """The routes of one table: queue a load of its file, add rows (on ``pool``, the
+    writer), list and get rows (on ``reads``)."""
     spec = hrcore.get_table(table)
     body_type = rows_type(spec)
     db = pool.url
@@ -296,12 +318,12 @@ def table_routes(
 
     # rows go out as the JSON PostgreSQL made, without a Python object per row
     def list_rows(limit: Limit = 100, after: After = None) -> Response[Page]:
-        page = hrcore.list_rows_json(spec.name, limit=limit, after=after, pool=pool)
+        page = hrcore.list_rows_json(spec.name, limit=limit, after=after, pool=reads)
         more = f"/{path}?limit={limit}&after={page.last}" if page.rows == limit else None
         return _json(RawPage(items=msgspec.Raw(page.items), next=more))
 
     def get_row(row_id: Id) -> Response[dict[str, Any]]:
-        return _json(msgspec.Raw(hrcore.get_row_json(spec.name, row_id, pool=pool)))
+        return _json(msgspec.Raw(hrcore.get_row_json(spec.name, row_id, pool=reads)))
 
     max_key = MAX_LOCATION - len(settings.location("").encode())
     batch_help = (

@@ -13,6 +13,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """What the service needs to know; every field has an environment variable."""
 
     database_url: str | None = None  # DATABASE_URL; None: the embedded server
+    read_database_url: str | None = None  # HRCORE_READ_DATABASE_URL: a read replica's
+    read_max_lag: float = 30.0  # HRCORE_READ_MAX_LAG: seconds behind before reads leave it
     s3_bucket: str | None = None  # S3_BUCKET_NAME; None: the bundled sample folder
     s3_prefix: str = ""  # S3_PREFIX: where in the bucket the CSV files are
     api_token: str | None = None  # HRCORE_API_TOKEN; None: writes are open
@@ -24,6 +26,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         env = os.environ
         return cls(
             database_url=env.get("DATABASE_URL") or None,
+            read_database_url=env.get("HRCORE_READ_DATABASE_URL") or None,
+            read_max_lag=float(env.get("HRCORE_READ_MAX_LAG", 30.0)),
             s3_bucket=env.get("S3_BUCKET_NAME") or None,
             s3_prefix=env.get("S3_PREFIX", "").strip("/"),
             api_token=env.get("HRCORE_API_TOKEN") or None,
