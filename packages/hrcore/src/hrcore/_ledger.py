@@ -7,7 +7,7 @@ import msgspec
 
 from hrcore._db import Connection, connect, execute, scalar
 from hrcore._errors import NotFoundError
-from hrcore._report import Attempt, Kind, LoadReport
+from hrcore._report import Attempt, Kind, LoadReport, PartReport
 from hrcore._schema import STAGING_SCHEMA
 from hrcore._specs import TableSpec
 
@@ -54,15 +54,27 @@ def reap_stale(conn: Connection) -> list[int]:
     ``queued`` ones that no job will run; return their ids."""
     stale = execute(
         conn,
-        """SELECT id FROM load_runs WHERE status = 'running'
+        """SELECT id FROM load_runs WHERE status = 'running' AND phase IS NULL
            AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = load_runs.owner_pid)""",
     )
     for (load_id,) in stale:
         _close(conn, load_id, "failed", "the loading session ended before the load finished")
+    # a load of parts: nobody runs it (no session owns it, and none of its jobs waits)
+    orphaned = execute(
+        conn,
+        """SELECT r.id FROM load_runs r WHERE r.status IN ('queued', 'running')
+           AND r.phase IS NOT NULL
+           AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = r.owner_pid)
+           AND NOT EXISTS (SELECT FROM procrastinate_jobs j
+                           WHERE j.task_name = 'hrcore.part' AND j.status IN ('todo', 'doing')
+                           AND (j.args ->> 'load_id')::bigint = r.id)""",
+    )
+    for (load_id,) in orphaned:
+        _close(conn, load_id, "failed", "its jobs ended before the load finished", staged=False)
     lost = execute(
         conn,
         """SELECT r.id, r.job_id IS NULL FROM load_runs r WHERE r.status = 'queued'
-           AND CASE WHEN r.job_id IS NULL
+           AND r.phase IS NULL AND CASE WHEN r.job_id IS NULL
                THEN NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = r.owner_pid)
                ELSE NOT EXISTS (SELECT FROM procrastinate_jobs j
                                 WHERE j.id = r.job_id AND j.status IN ('todo', 'doing')) END""",
@@ -84,7 +96,7 @@ def reap_stale(conn: Connection) -> list[int]:
     )
     for (name,) in orphans:
         execute(conn, f'DROP TABLE IF EXISTS {STAGING_SCHEMA}."{name}"')
-    return [load_id for (load_id,) in stale] + [load_id for load_id, _ in lost]
+    return [i for (i,) in stale] + [i for (i,) in orphaned] + [i for i, _ in lost]
 
 
 def start(
@@ -256,6 +268,11 @@ def finish(
     _close(conn, load_id, "succeeded", None, staged=staged, table_state=table_state)
 
 
+def stop_here(conn: Connection, load_id: int, status: str, error: str) -> None:
+    """Close a load of parts that stopped (its staging tables are its own business)."""
+    _close(conn, load_id, status, error, staged=False)
+
+
 def stop(url: str, load_id: int, status: str, error: str, *, staged: bool) -> LoadReport:
     """Close a load that stopped (``failed`` or ``cancelled``), on a fresh connection:
     the loading one is closed by now, with its locks."""
@@ -274,14 +291,14 @@ def report(conn: Connection, load_id: int) -> LoadReport:
         conn,
         f"""SELECT table_name, source, status, {live}, error,
                    extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8,
-                   kind, same_as, attempt, worker
+                   kind, same_as, attempt, worker, phase IS NOT NULL
             FROM load_runs AS r WHERE id = $1""",
         (load_id,),
     )
     if not rows:
         raise NotFoundError(f"no load with id {load_id}")
     (table, source, status, read, ins, upd, unch, rej, batches, error, seconds, kind, same,
-     attempt, worker) = rows[0]  # fmt: skip
+     attempt, worker, in_parts) = rows[0]  # fmt: skip
     reasons = (
         execute(
             conn,
@@ -311,7 +328,31 @@ def report(conn: Connection, load_id: int) -> LoadReport:
         attempt=attempt,
         worker=worker,
         earlier_attempts=_earlier_attempts(conn, load_id) if attempt > 1 else [],
+        parts=_parts(conn, load_id) if in_parts else [],
     )
+
+
+def _parts(conn: Connection, load_id: int) -> list[PartReport]:
+    """A many-part load's parts, with the counts of the batches each committed."""
+    rows = execute(
+        conn,
+        """SELECT p.part, p.uri, p.status, p.same_as, p.error, p.line_offset, p.worker, p.attempts,
+                  count(b.batch), coalesce(sum(b.rows_read), 0),
+                  coalesce(sum(b.rows_inserted + b.rows_updated + b.rows_unchanged), 0),
+                  coalesce(sum(b.rows_rejected), 0)
+           FROM load_parts p LEFT JOIN load_batches b ON b.load_id = p.load_id
+               AND b.batch >= p.batch_offset AND b.batch < p.batch_offset + p.batches
+           WHERE p.load_id = $1 GROUP BY p.load_id, p.part ORDER BY p.part""",
+        (load_id,),
+    )
+    return [
+        PartReport(part=part, uri=uri, status=status, same_as=same, error=error,
+                   first_line=None if offset is None else int(offset) + 1, batches=int(n),
+                   rows_read=int(read), rows_written=int(written), rows_rejected=int(rejected),
+                   worker=worker, attempts=attempts)
+        for part, uri, status, same, error, offset, worker, attempts, n, read, written, rejected
+        in rows
+    ]  # fmt: skip
 
 
 def _earlier_attempts(conn: Connection, load_id: int) -> list[Attempt]:

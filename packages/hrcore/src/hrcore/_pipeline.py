@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from hrcore import _changes, _db, _ledger, _locks, _stage, _storage, _summary
+from hrcore import _changes, _db, _ledger, _locks, _parts, _stage, _storage, _summary
 from hrcore._db import Connection, Limits, connect, scalar, small_query
 from hrcore._duplicates import line_start_ids, repeated_ids
 from hrcore._errors import (
@@ -105,6 +105,10 @@ def _spec_for(location: str, table: str | None) -> TableSpec:
     spec = get_table(table) if table is not None else None
     named = table_for_file(_file_name(location)) if _storage.is_file(location) else None
     if spec is None:
+        # a file named for its table; or a folder of part files named for it
+        named = named or (
+            None if _storage.is_file(location) else table_for_file(_file_name(location) + ".csv")
+        )
         if named is None:
             raise UsageError(f"cannot tell which table {location!r} is for: pass table=")
         return named
@@ -128,7 +132,9 @@ def load(
     """Load one CSV file into its table: validated, upserted by id, one transaction per batch.
 
     ``source`` is a file, or a folder / ``s3://bucket/prefix/`` holding the table's
-    file (default: ``s3://$S3_BUCKET_NAME/`` or the bundled samples). ``table`` may be
+    file (default: ``s3://$S3_BUCKET_NAME/`` or the bundled samples); or, without
+    it, the table's part files (``<table>/*.csv``, ``<table>-*.csv``: see ``_parts``),
+    loaded as one load, ``writers`` parts at a time. ``table`` may be
     omitted when the file name says it (``jobs.csv``); a file named for another
     table is refused. Waits for locks (another load of the same file, a restore)
     at most ``lock_timeout`` seconds, then raises :class:`BusyError`. Setting
@@ -146,11 +152,18 @@ def load(
     limits = Limits.from_env(lock_timeout)
     location = _storage.check_location(_storage.default_source() if source is None else source)
     spec = _spec_for(location, table)
+    url = _db.database_url(database_url)
+    parts = _storage.find_parts(location, spec)
+    if parts is not None:
+        return _parts.run_here(
+            url, spec, parts.source, parts.files, batch_size=batch_size,
+            threads=writers, limits=limits, cancel=cancel, verify=verify,
+        )  # fmt: skip
     return load_found(
         spec,
         _storage.resolve(location, spec),
         batch_size=batch_size,
-        url=_db.database_url(database_url),
+        url=url,
         progress=progress,
         writers=writers,
         limits=limits,

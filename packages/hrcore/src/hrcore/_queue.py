@@ -21,17 +21,19 @@ import socket
 import threading
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import procrastinate
 from procrastinate.exceptions import JobAborted
 
-from hrcore import _db, _ledger, _storage
-from hrcore._db import connect
+from hrcore import _db, _ledger, _parts, _storage
+from hrcore._db import Connection, Limits, connect, execute
 from hrcore._errors import BusyError, DatabaseError, HrcoreError, LoadCancelledError, UsageError
 from hrcore._pipeline import _spec_for, check_batch_size, check_writers, load_found
 from hrcore._report import LoadReport
 from hrcore._schema import ensure_schema
-from hrcore._specs import get_table
+from hrcore._specs import TableSpec, get_table
+from hrcore._stage import StopRequested
 from hrcore._write import WRITERS
 
 log = logging.getLogger("hrcore.worker")
@@ -111,6 +113,25 @@ def _app(url: str, settings: WorkerSettings, connections: int) -> procrastinate.
     def load_job(context: procrastinate.JobContext, load_id: int, verify: bool = False) -> None:
         run_queued(url, load_id, settings.writers, _Abort(context), verify=verify)
 
+    @app.task(name=_parts.TASK, queue=QUEUE, pass_context=True, retry=_Retry())
+    def part_job(context: procrastinate.JobContext, load_id: int, part: int, phase: str) -> None:
+        cancel = _Abort(context)
+
+        def defer(load: int, next_phase: str, numbers: list[int]) -> None:
+            for number in numbers:
+                part_job.defer(load_id=load, part=number, phase=next_phase)
+
+        try:
+            wait = Limits.from_env().lock_timeout
+            _parts.run_part_job(url, load_id, part, phase, cancel, defer, wait, worker_name())
+        except StopRequested as exc:  # procrastinate asked: the part goes back on the queue
+            raise JobAborted(str(exc)) from exc
+        except BusyError:
+            raise
+        except Exception as exc:  # the part cannot be loaded: nor can the load
+            _parts.fail(url, load_id, part, _db.first_line(exc))
+            raise
+
     return app
 
 
@@ -153,15 +174,48 @@ def enqueue(
     batch_size = check_batch_size(batch_size)
     location = _storage.check_location(_storage.default_source() if source is None else source)
     spec = _spec_for(location, table)
-    found = _storage.resolve(location, spec)
+    parts = _storage.find_parts(location, spec)
+    found = _storage.resolve(location, spec) if parts is None else None
     url = _db.database_url(database_url)
     with connect(url) as conn:
         ensure_schema(conn, url)
         _ledger.reap_stale(conn)
+        if parts is not None:
+            return _queue_parts(conn, url, spec, parts, batch_size, verify)
+        assert found is not None
         load_id, new = _ledger.queue(conn, spec.name, found.uri, batch_size)
         if new:
             _ledger.queued_as(conn, load_id, _defer(url, load_id, verify))
         return _ledger.report(conn, load_id)
+
+
+def _queue_parts(
+    conn: Connection,
+    url: str,
+    spec: TableSpec,
+    parts: _storage.Parts,
+    batch_size: int,
+    verify: bool,
+) -> LoadReport:
+    """A load of parts on the queue: its ledger entry and parts, and a job per part."""
+    load_id, new = _ledger.queue(conn, spec.name, parts.source, batch_size)
+    if not new:
+        return _ledger.report(conn, load_id)
+    try:
+        same = _parts.begin(conn, spec, load_id, parts.files, verify=verify)
+        if same is not None:
+            _ledger.skip(conn, load_id, same)
+        else:
+            with _app(url, WorkerSettings(), connections=1).open() as app:
+                for number in _parts.waiting(conn, load_id):
+                    app.tasks[_parts.TASK].defer(load_id=load_id, part=number, phase="stage")
+    except Exception as exc:
+        reason = f"its jobs could not be queued: {_db.first_line(exc)}"
+        _parts.fail(url, load_id, None, reason)
+        raise DatabaseError(f"load {load_id} failed: {reason}") from exc
+    finally:  # the jobs (or the failure) answer for the load from now on
+        execute(conn, "UPDATE load_runs SET owner_pid = NULL WHERE id = $1", (load_id,))
+    return _ledger.report(conn, load_id)
 
 
 def _defer(url: str, load_id: int, verify: bool) -> int:
@@ -192,27 +246,42 @@ def run_worker(
 
     async def work() -> None:
         async with app.open_async():
-            running = asyncio.create_task(
-                app.run_worker_async(
-                    queues=[QUEUE],
-                    name=f"hrcore worker {worker_name()}",
-                    concurrency=settings.concurrency,
-                    wait=not until_empty,
-                    update_heartbeat_interval=settings.heartbeat,
-                    stalled_worker_timeout=settings.stalled_after,
-                    shutdown_graceful_timeout=settings.grace,
-                    install_signal_handlers=not until_empty,
-                )
+            await run()
+            # a job may queue others as it ends (the next phase of a load of parts)
+            while until_empty and await _ready_jobs(app):
+                await run()
+
+    async def run() -> None:
+        running = asyncio.create_task(
+            app.run_worker_async(
+                queues=[QUEUE],
+                name=f"hrcore worker {worker_name()}",
+                concurrency=settings.concurrency,
+                wait=not until_empty,
+                update_heartbeat_interval=settings.heartbeat,
+                stalled_worker_timeout=settings.stalled_after,
+                shutdown_graceful_timeout=settings.grace,
+                install_signal_handlers=not until_empty,
             )
-            watching = asyncio.create_task(_retry_stalled(app, settings))
-            try:
-                await running
-            finally:
-                watching.cancel()
-                with suppress(asyncio.CancelledError):
-                    await watching
+        )
+        watching = asyncio.create_task(_retry_stalled(app, settings))
+        try:
+            await running
+        finally:
+            watching.cancel()
+            with suppress(asyncio.CancelledError):
+                await watching
 
     asyncio.run(work())
+
+
+async def _ready_jobs(app: procrastinate.App) -> bool:
+    """Whether a job of the queue is ready to run now."""
+    now = datetime.now(UTC)
+    return any(
+        job.scheduled_at is None or job.scheduled_at <= now
+        for job in await app.job_manager.list_jobs_async(queue=QUEUE, status="todo")
+    )
 
 
 async def _retry_stalled(app: procrastinate.App, settings: WorkerSettings) -> None:

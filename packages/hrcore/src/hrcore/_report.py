@@ -25,6 +25,26 @@ class Attempt(msgspec.Struct, kw_only=True):
     rows_written: int
 
 
+class PartReport(msgspec.Struct, kw_only=True):
+    """One part file of a many-part load: ``queued``, ``staged`` (read), ``written``,
+    ``skipped`` (the same content as in load ``same_as``, the table as it left it) or
+    ``failed``. The ledger numbers its lines after those of the parts before it:
+    its line ``n`` is the load's line ``first_line - 1 + n``."""
+
+    part: int
+    uri: str
+    status: str
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    batches: int = 0
+    first_line: int | None = None
+    same_as: int | None = None
+    worker: str | None = None  # who read it (host:pid)
+    attempts: int = 0  # times it was read: more than 1 when a worker died reading it
+    error: str | None = None
+
+
 class LoadReport(msgspec.Struct, kw_only=True):
     """The outcome of loading one file into one table.
 
@@ -49,6 +69,7 @@ class LoadReport(msgspec.Struct, kw_only=True):
     attempt: int = 1  # a queued load: 0 until a worker takes it, then 1, 2... on retries
     worker: str | None = None  # a queued load: the worker (host:pid) of the attempt
     earlier_attempts: list[Attempt] = msgspec.field(default_factory=list)
+    parts: list[PartReport] = msgspec.field(default_factory=list)  # a many-part load's
     rejections: dict[str, int] = msgspec.field(default_factory=dict)
     error: str | None = None
 

@@ -81,14 +81,36 @@ LEDGER_DDL = (
     rows_written bigint NOT NULL,
     PRIMARY KEY (load_id, attempt)
 )""",
+    # a load of many part files (see _parts): its phase, the change counters when it
+    # began, and its parts
+    "ALTER TABLE load_runs ADD COLUMN IF NOT EXISTS phase text",
+    "ALTER TABLE load_runs ADD COLUMN IF NOT EXISTS counters_before text",
+    """CREATE TABLE IF NOT EXISTS load_parts (
+    load_id bigint NOT NULL REFERENCES load_runs (id) ON DELETE CASCADE,
+    part integer NOT NULL,
+    uri text NOT NULL,
+    identity text NOT NULL,
+    status text NOT NULL DEFAULT 'queued',
+    skip boolean NOT NULL DEFAULT false,
+    same_as bigint,
+    attempts integer NOT NULL DEFAULT 0,
+    worker text,
+    rows_read bigint,
+    lines bigint,
+    batches integer,
+    line_offset bigint,
+    batch_offset integer,
+    error text,
+    PRIMARY KEY (load_id, part)
+)""",
 )
 
 STAGING_SCHEMA = "hrcore_staging"  # unlogged tables of rows being loaded, one per load
-# what a database made by this version holds: queued loads and procrastinate's tables
-# (6); summary deltas stored uncompressed (5);
+# what a database made by this version holds: loads of many parts (7); queued loads and
+# procrastinate's tables (6); summary deltas stored uncompressed (5);
 # cheaper triggers (4); change counters (3); integrity and the summary kept by
 # statement-level triggers (2); row-level foreign keys and a sharded keyed summary (1)
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 _V1_OBJECTS = (  # the summary of version 1, replaced
     *(
         f"DROP TRIGGER IF EXISTS {name} ON hired_employees"

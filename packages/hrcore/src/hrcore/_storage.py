@@ -196,6 +196,85 @@ def _resolve_s3(location: str, spec: TableSpec) -> SourceFile:
     return SourceFile(uri, identity)
 
 
+def folder_uri(location: str) -> str:
+    """A folder or prefix as the ledger names it: an absolute path, or ``s3://`` without
+    the last slash."""
+    text = check_location(location)
+    return text.rstrip("/") if is_s3(text) else str(_local_path(text).resolve())
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """A table's part files, in name order, and where they are as one source: their
+    folder, or ``<folder>/<table>-*.csv``."""
+
+    source: str
+    files: list[SourceFile]
+
+
+def find_parts(location: str | os.PathLike[str], spec: TableSpec) -> Parts | None:
+    """The part files of ``spec``'s table at a folder or prefix that does not hold the
+    table's file, as Spark, Glue or DMS export them, in name order: the CSV files of
+    ``<location>/<table>/``, the ``<table>-*.csv`` files of ``<location>``, or, when
+    ``<location>`` is named for the table, its own CSV files. None when ``location``
+    is a file or holds the table's file (an ordinary load)."""
+    text = check_location(location)
+    if is_file(text):
+        return None
+    try:
+        resolve(text, spec)
+        return None
+    except SourceNotFoundError:
+        pass
+    stem = spec.file_name.removesuffix(".csv")
+    folder = folder_uri(text)
+    inside = _csv_files(f"{folder}/{stem}")
+    if inside:
+        return Parts(f"{folder}/{stem}", inside)
+    named = [f for f in _csv_files(folder) if f.uri.rsplit("/", 1)[-1].startswith(f"{stem}-")]
+    if named:
+        return Parts(f"{folder}/{stem}-*.csv", named)
+    if folder.rsplit("/", 1)[-1] == stem:
+        own = _csv_files(folder)
+        if own:
+            return Parts(folder, own)
+    raise SourceNotFoundError(
+        f"no {spec.file_name} at {text}, nor part files ({folder}/{stem}/*.csv, "
+        f"{folder}/{stem}-*.csv)"
+    )
+
+
+def _csv_files(folder: str) -> list[SourceFile]:
+    """The ``*.csv`` files right in a folder or prefix (none if it does not exist), by name."""
+    if not is_s3(folder):
+        path = _local_path(folder)
+        try:
+            if not path.is_dir():
+                return []
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(".csv"))
+            return [
+                SourceFile(str(p.resolve()), f"size={st.st_size};mtime_ns={st.st_mtime_ns}")
+                for p, st in ((p, p.stat()) for p in files)
+            ]
+        except OSError as exc:
+            raise storage_error(exc, f"cannot list {path}") from exc
+    try:
+        entries: list[dict[str, Any]] = s3_filesystem().ls(
+            _s3_path(folder), detail=True, refresh=True
+        )
+    except FileNotFoundError:
+        return []
+    except Exception as exc:
+        raise storage_error(exc, f"cannot list {folder}") from exc
+    found = []
+    for e in sorted(entries, key=lambda e: str(e["name"])):
+        if e.get("type") == "directory" or not str(e["name"]).endswith(".csv"):
+            continue
+        etag = str(e.get("ETag", "")).strip('"')
+        found.append(SourceFile(f"s3://{e['name']}", f"etag={etag};size={e.get('size')}"))
+    return found
+
+
 def open_read(uri: str, block_bytes: int = BLOCK_BYTES) -> BinaryIO:
     """A file or S3 object opened for reading (S3: read by ranges of ``block_bytes``)."""
     try:

@@ -56,11 +56,22 @@ class Tally:
             return self.counts["rows_read"]
 
 
-def batch_sql(spec: TableSpec, stage: str, load_id: int, batch: int, *, probe: bool = True) -> str:
+def batch_sql(
+    spec: TableSpec,
+    stage: str,
+    load_id: int,
+    batch: int,
+    *,
+    probe: bool = True,
+    line_offset: int = 0,
+    batch_offset: int = 0,
+) -> str:
     """One batch as one statement: rejected rows, upsert, ledger counts, atomically.
 
     ``probe`` first looks each row up, so that an unchanged row is not even locked
-    (what makes a reload cheap); a load into an empty table skips it.
+    (what makes a reload cheap); a load into an empty table skips it. The ledger
+    numbers the batch and its lines after ``batch_offset`` and ``line_offset`` (a
+    part of a many-part load comes after the parts before it).
     """
     cols = ", ".join(spec.column_names)
     values = spec.value_columns
@@ -78,7 +89,7 @@ WITH batch AS MATERIALIZED (
     SELECT * FROM {stage} WHERE batch = {batch:d}
 ), rejected AS (
     INSERT INTO rejected_rows (load_id, line_number, raw, reasons)
-    SELECT {load_id:d}, line, raw, string_to_array(reasons, ',') FROM batch
+    SELECT {load_id:d}, line + {line_offset:d}, raw, string_to_array(reasons, ',') FROM batch
     WHERE reasons IS NOT NULL
     RETURNING 1
 ), written AS (
@@ -92,7 +103,7 @@ WITH batch AS MATERIALIZED (
 )
 INSERT INTO load_batches
     (load_id, batch, rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected)
-SELECT {load_id:d}, {batch:d}, (SELECT count(*) FROM batch),
+SELECT {load_id:d}, {batch + batch_offset:d}, (SELECT count(*) FROM batch),
     (SELECT count(*) FROM written WHERE inserted),
     (SELECT count(*) FROM written WHERE NOT inserted),
     (SELECT count(*) FROM batch WHERE reasons IS NULL) - (SELECT count(*) FROM written),
@@ -201,6 +212,8 @@ class Target:
     stage: str
     load_id: int
     probe: bool = True  # look rows up first (see batch_sql); not into an empty table
+    line_offset: int = 0  # a part of a many-part load: the lines and batches of the
+    batch_offset: int = 0  # parts before it, after which the ledger numbers its own
 
 
 def _write_one(
@@ -211,7 +224,10 @@ def _write_one(
     progress: ProgressCallback | None,
     reporting: threading.Lock,
 ) -> None:
-    sql = batch_sql(target.spec, target.stage, target.load_id, batch, probe=target.probe)
+    sql = batch_sql(
+        target.spec, target.stage, target.load_id, batch, probe=target.probe,
+        line_offset=target.line_offset, batch_offset=target.batch_offset,
+    )  # fmt: skip
     counts = commit_batch(conn, sql)
     _report(counts, BUMPS_PER_BATCH, target, tally, progress, reporting)
 
