@@ -37,6 +37,7 @@ from hrcore import _changes, _ledger, _locks, _stage, _storage
 from hrcore._db import Connection, Limits, connect, execute, first_line, scalar
 from hrcore._duplicates import line_start_ids
 from hrcore._errors import (
+    DatabaseError,
     HrcoreError,
     LoadCancelledError,
     LoadFailedError,
@@ -246,7 +247,8 @@ def settle(conn: Connection, load_id: int, spec: TableSpec) -> list[int]:
             for (n,) in execute(
                 conn,
                 f"""SELECT DISTINCT i.part FROM {ids_of(load_id)} i
-                    WHERE i.id IN (SELECT id FROM ({valid}) v)""",
+                    JOIN load_parts p ON p.load_id = {load_id:d} AND p.part = i.part
+                    WHERE p.status = 'skipped' AND i.id IN (SELECT id FROM ({valid}) v)""",
             )
         ]
         if clashing:
@@ -436,13 +438,15 @@ def run_here(
 
             tally = Tally()
             waiting = _parts_in(conn, load_id, "queued")
-            while True:
+            for _ in range(len(parts) + 1):  # each round stages one skipped part at least
                 each(waiting, lambda c, p: stage_part(c, p, should_stop, worker))
                 execute(conn, "BEGIN")
                 waiting = settle(conn, load_id, spec)
                 execute(conn, "COMMIT")
                 if scalar(conn, "SELECT phase FROM load_runs WHERE id = $1", (load_id,)) == "write":
                     break
+            else:
+                raise DatabaseError(f"load {load_id}: its parts did not settle (a bug)")
             each(waiting, lambda c, p: write_part(c, p, should_stop, tally))
             close(conn, load_id, spec)
         except BaseException as exc:

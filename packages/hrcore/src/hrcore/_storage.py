@@ -224,8 +224,8 @@ def find_parts(location: str | os.PathLike[str], spec: TableSpec) -> Parts | Non
     try:
         resolve(text, spec)
         return None
-    except SourceNotFoundError:
-        pass
+    except SourceNotFoundError as exc:
+        missing = exc
     stem = spec.file_name.removesuffix(".csv")
     folder = folder_uri(text)
     inside = _csv_files(f"{folder}/{stem}")
@@ -238,10 +238,7 @@ def find_parts(location: str | os.PathLike[str], spec: TableSpec) -> Parts | Non
         own = _csv_files(folder)
         if own:
             return Parts(folder, own)
-    raise SourceNotFoundError(
-        f"no {spec.file_name} at {text}, nor part files ({folder}/{stem}/*.csv, "
-        f"{folder}/{stem}-*.csv)"
-    )
+    raise missing  # nor parts: what is missing is the table's file
 
 
 def _csv_files(folder: str) -> list[SourceFile]:
