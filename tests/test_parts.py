@@ -14,6 +14,7 @@ from hrcore_api.settings import Settings
 from litestar.testing import TestClient
 
 from tests.conftest import query, queued, run_queue, upload, wait_until, write
+from tests.test_queue import Workers, reconciles
 
 PARTS, PER_PART, STEP = 6, 5000, 4900  # part p holds ids p*4900+1 .. p*4900+5000
 
@@ -49,12 +50,6 @@ def expected_names(count: int = PARTS) -> dict[int, str]:
 
 def table_names(url: str) -> dict[int, str]:
     return {int(i): str(n) for i, n in query(url, "SELECT id, name FROM hired_employees")}
-
-
-def reconciles(report: hrcore.LoadReport) -> bool:
-    return report.rows_read == (
-        report.rows_inserted + report.rows_updated + report.rows_unchanged + report.rows_rejected
-    )
 
 
 def test_a_folder_of_parts_loads_as_one_load_and_the_last_row_of_an_id_wins(
@@ -152,8 +147,6 @@ def test_parts_under_an_s3_prefix_load_through_the_api_as_one_queued_load(
 
 @pytest.fixture
 def three_workers(refs: str, tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
-    from tests.test_queue import Workers
-
     workers = Workers(refs, tmp_path)
     started = [workers.start("--concurrency", "1") for _ in range(3)]
     wait_until(lambda: query(refs, "SELECT count(*) FROM procrastinate_workers") == [(3,)],
@@ -204,3 +197,43 @@ def test_a_part_that_cannot_be_read_fails_the_load_with_its_name(refs: str, tmp_
     assert query(refs, "SELECT count(*) FROM pg_tables WHERE schemaname = 'hrcore_staging'") == [
         (0,)
     ]
+
+
+def test_a_worker_killed_while_writing_a_part_leaves_it_to_another_which_commits_each_batch_once(
+    refs: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "hired_employees"
+    folder.mkdir()
+    for p in range(2):  # no id in two parts
+        ids = range(p * 30_000 + 1, (p + 1) * 30_000 + 1)
+        write(folder, f"part-{p}.csv", "".join(f"{i},N{i},2021-03-01T10:00:00Z,1,1\n" for i in ids))
+    workers = Workers(refs, tmp_path)
+    try:
+        first = workers.start("--concurrency", "1", "--writers", "1")
+        load = hrcore.enqueue(folder, database_url=refs, batch_size=100)
+        wait_until(
+            lambda: query(refs, "SELECT count(*) FROM load_batches WHERE load_id = $1",
+                          (load.load_id,))[0][0] >= 5,
+            "a part's batches being written",
+        )  # fmt: skip
+        first.kill()
+        first.wait(10)
+        workers.start()
+
+        def over() -> bool:
+            status = hrcore.get_load(load.load_id, database_url=refs).status
+            return status not in ("queued", "running")
+
+        wait_until(over, "another worker finishes the load", timeout=180)
+    finally:
+        workers.stop_all()
+    report = hrcore.get_load(load.load_id, database_url=refs)
+    assert report.status == "succeeded", report
+    assert [(p.status, p.batches, p.rows_written) for p in report.parts] == [
+        ("written", 300, 30_000)
+    ] * 2
+    assert query(refs, "SELECT count(*), count(DISTINCT batch) FROM load_batches "
+                       "WHERE load_id = $1", (load.load_id,)) == [(600, 600)]  # fmt: skip
+    assert (report.rows_read, report.rows_inserted) == (60_000, 60_000)
+    assert query(refs, "SELECT count(*) FROM hired_employees") == [(60_000,)]
+    assert "lost its worker: queued again" in workers.log(1)

@@ -17,15 +17,11 @@ from hrcore_api.settings import Settings
 from litestar.testing import TestClient
 
 from tests.conftest import query, queued, run_queue, wait_until, write
+from tests.test_faults import employee_rows
 
 BIN = Path(sys.executable).parent
 ROWS, BATCH = 60_000, 100
 OF_LOAD = "FROM load_batches WHERE load_id = $1"
-
-
-def employee_rows(n: int) -> str:
-    return "".join(f"{i},Name {i},2021-0{i % 9 + 1}-15T10:00:00Z,{i % 3 + 1},{i % 3 + 1}\n"
-                   for i in range(1, n + 1))  # fmt: skip
 
 
 @pytest.fixture(scope="module")

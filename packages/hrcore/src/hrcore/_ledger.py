@@ -49,16 +49,24 @@ def _close(
         _drop_stage(conn, load_id)
 
 
+_SESSION_ENDED = "the loading session ended before the load finished"
+# a queued load's job that still waits (its worker died: it is retried, and its next
+# attempt takes over the entry, see claim)
+_JOB_WAITING = """SELECT FROM procrastinate_jobs j WHERE j.id = load_runs.job_id
+                  AND j.status IN ('todo', 'doing')"""
+
+
 def reap_stale(conn: Connection) -> list[int]:
     """Mark failed the runs still ``running`` whose owning session is gone, and the
     ``queued`` ones that no job will run; return their ids."""
     stale = execute(
         conn,
-        """SELECT id FROM load_runs WHERE status = 'running' AND phase IS NULL
-           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = load_runs.owner_pid)""",
+        f"""SELECT id FROM load_runs WHERE status = 'running' AND phase IS NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = load_runs.owner_pid)
+           AND NOT EXISTS ({_JOB_WAITING})""",
     )
     for (load_id,) in stale:
-        _close(conn, load_id, "failed", "the loading session ended before the load finished")
+        _close(conn, load_id, "failed", _SESSION_ENDED)
     # a load of parts: nobody runs it (no session owns it, and none of its jobs waits)
     orphaned = execute(
         conn,
@@ -179,13 +187,23 @@ def claim(conn: Connection, load_id: int, worker: str) -> str:
     """Make a queued load this session's running attempt, and return the status it
     had: ``queued``, or ``failed`` / ``cancelled`` when an earlier attempt stopped (it
     is kept in ``load_attempts``; its batches and rejections are cleared, so that the
-    counts are this attempt's). A load that is running on a live session, or is over,
-    is left as it is (its status returned)."""
+    counts are this attempt's); or ``running`` on a session that is gone (its worker
+    died: that attempt is closed ``failed`` and kept likewise). A load that runs on a
+    live session, or is over, is left as it is (its status returned)."""
     execute(conn, "BEGIN")
     try:
-        status = scalar(conn, "SELECT status FROM load_runs WHERE id = $1 FOR UPDATE", (load_id,))
-        if status is None:
+        found = execute(
+            conn,
+            """SELECT status, EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = owner_pid)
+               FROM load_runs WHERE id = $1 FOR UPDATE""",
+            (load_id,),
+        )
+        if not found:
             raise NotFoundError(f"no load with id {load_id}")
+        status, alive = found[0]
+        if status == "running" and not alive:  # its worker died: that attempt failed
+            _close(conn, load_id, "failed", _SESSION_ENDED)
+            status = "failed"
         if status in ("failed", "cancelled"):
             execute(
                 conn,
