@@ -55,7 +55,7 @@ def table_names(url: str) -> dict[int, str]:
 def test_a_folder_of_parts_loads_as_one_load_and_the_last_row_of_an_id_wins(
     refs: str, tmp_path: Path
 ) -> None:
-    make_parts(tmp_path / "hired_employees")
+    folder = make_parts(tmp_path / "hired_employees")
     report = hrcore.load(tmp_path, table="hired_employees", database_url=refs, batch_size=700)
 
     assert report.status == "succeeded"
@@ -72,6 +72,8 @@ def test_a_folder_of_parts_loads_as_one_load_and_the_last_row_of_an_id_wins(
         f"part-{p:05d}.csv" for p in range(PARTS)
     ]
     assert [p.first_line for p in report.parts] == [1 + p * (PER_PART + 1) for p in range(PARTS)]
+    sizes = [(folder / f"part-{p:05d}.csv").stat().st_size for p in range(PARTS)]
+    assert [p.identity.split(";")[0] for p in report.parts] == [f"size={n}" for n in sizes]
     # the ledger numbers lines as if the parts were one file: part 2's bad row is its
     # line 5001, the load's line 2 * 5001 + 5001
     bad = query(refs, "SELECT line_number FROM rejected_rows WHERE reasons = '{field_count}' "
@@ -140,6 +142,7 @@ def test_parts_under_an_s3_prefix_load_through_the_api_as_one_queued_load(
     assert report["status"] == "succeeded", report
     assert report["source"] == f"s3://{bucket}/exports/hired_employees"
     assert [p["status"] for p in report["parts"]] == ["written"] * 3
+    assert all(p["identity"].startswith("etag=") for p in report["parts"])
     assert all(p["uri"].startswith(f"s3://{bucket}/exports/hired_employees/part-") for p in
                report["parts"])  # fmt: skip
     assert table_names(refs) == expected_names(3)

@@ -354,7 +354,8 @@ def _parts(conn: Connection, load_id: int) -> list[PartReport]:
     """A many-part load's parts, with the counts of the batches each committed."""
     rows = execute(
         conn,
-        """SELECT p.part, p.uri, p.status, p.same_as, p.error, p.line_offset, p.worker, p.attempts,
+        """SELECT p.part, p.uri, p.identity, p.status, p.same_as, p.error, p.line_offset,
+                  p.worker, p.attempts,
                   count(b.batch), coalesce(sum(b.rows_read), 0),
                   coalesce(sum(b.rows_inserted + b.rows_updated + b.rows_unchanged), 0),
                   coalesce(sum(b.rows_rejected), 0)
@@ -364,12 +365,12 @@ def _parts(conn: Connection, load_id: int) -> list[PartReport]:
         (load_id,),
     )
     return [
-        PartReport(part=part, uri=uri, status=status, same_as=same, error=error,
+        PartReport(part=part, uri=uri, identity=identity, status=status, same_as=same, error=error,
                    first_line=None if offset is None else int(offset) + 1, batches=int(n),
                    rows_read=int(read), rows_written=int(written), rows_rejected=int(rejected),
                    worker=worker, attempts=attempts)
-        for part, uri, status, same, error, offset, worker, attempts, n, read, written, rejected
-        in rows
+        for (part, uri, identity, status, same, error, offset, worker, attempts, n, read,
+             written, rejected) in rows
     ]  # fmt: skip
 
 

@@ -33,6 +33,7 @@ class PartReport(msgspec.Struct, kw_only=True):
 
     part: int
     uri: str
+    identity: str  # its content's (S3 ETag, or size and mtime), as this load found it
     status: str
     rows_read: int = 0
     rows_written: int = 0
