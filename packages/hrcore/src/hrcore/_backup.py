@@ -30,9 +30,9 @@ import pyarrow as pa
 from hrcore import _db, _ledger, _locks, _storage
 from hrcore._db import Connection, Limits, connect, execute, first_line, scalar
 from hrcore._errors import DatabaseError, HrcoreError, RestoreError, SourceNotFoundError
-from hrcore._pipeline import reference_ids
 from hrcore._schema import ensure_schema
 from hrcore._specs import TABLES, TableSpec, get_table
+from hrcore._stage import reference_ids
 from hrcore._storage import StoredFile
 from hrcore._validate import validate
 

@@ -279,3 +279,11 @@ def rows_of_text(data: bytes) -> pl.DataFrame:
     """Rows of a CSV text held in memory (an API request body), as a file's would be."""
     frames = list(RowReader().rows([data]))
     return pl.concat(frames) if frames else pl.DataFrame(schema=ROWS_SCHEMA)
+
+
+def utf8_checked(blocks: Iterator[bytes], uri: str) -> Iterator[bytes]:
+    """The blocks, once the first has shown the file is not UTF-16."""
+    first = next(blocks, b"")
+    check_utf8_csv(first, uri)
+    yield first
+    yield from blocks

@@ -43,11 +43,11 @@ from hrcore._errors import (
     LoadFailedError,
     SourceFormatError,
 )
-from hrcore._lines import RowReader
+from hrcore._lines import RowReader, utf8_checked
 from hrcore._report import LoadReport
 from hrcore._schema import STAGING_SCHEMA, ensure_schema
 from hrcore._specs import TableSpec, get_table
-from hrcore._stage import Stager, StopRequested
+from hrcore._stage import Stager, StopRequested, reference_ids
 from hrcore._storage import SourceFile
 from hrcore._write import Tally, Target, write_here
 
@@ -145,8 +145,6 @@ class Part:
 
 
 def _blocks(uri: str) -> Iterator[bytes]:
-    from hrcore._pipeline import _utf8_checked as utf8_checked
-
     with closing(_storage.read_blocks(uri)) as blocks:
         yield from utf8_checked(blocks, uri)
 
@@ -154,8 +152,6 @@ def _blocks(uri: str) -> Iterator[bytes]:
 def stage_part(conn: Connection, part: Part, should_stop: Callable[[], bool], worker: str) -> None:
     """Phase 1 for one part, by ``worker``: its rows staged, or (a part to skip) the ids
     its lines start with noted."""
-    from hrcore._pipeline import reference_ids
-
     execute(
         conn,
         """UPDATE load_parts SET attempts = attempts + 1, worker = $3

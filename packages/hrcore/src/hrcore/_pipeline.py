@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from hrcore import _changes, _db, _ledger, _locks, _parts, _stage, _storage, _summary
-from hrcore._db import Connection, Limits, connect, scalar, small_query
+from hrcore._db import Connection, Limits, connect, scalar
 from hrcore._duplicates import line_start_ids, repeated_ids
 from hrcore._errors import (
     BusyError,
@@ -34,7 +34,7 @@ from hrcore._errors import (
     SourceFormatError,
     UsageError,
 )
-from hrcore._lines import RowReader, check_utf8_csv
+from hrcore._lines import RowReader, utf8_checked
 from hrcore._pool import ConnectionPool
 from hrcore._report import LoadReport, Status
 from hrcore._schema import ensure_schema
@@ -43,6 +43,7 @@ from hrcore._stage import (
     ProgressCallback,
     Stager,
     StopRequested,
+    reference_ids,
     session_stage_table,
     stage_table,
 )
@@ -100,7 +101,7 @@ def tables_for(
     return [named.name]
 
 
-def _spec_for(location: str, table: str | None) -> TableSpec:
+def spec_for(location: str, table: str | None) -> TableSpec:
     """The table a load of ``location`` is for: ``table``, or the one its file name says."""
     spec = get_table(table) if table is not None else None
     named = table_for_file(_file_name(location)) if _storage.is_file(location) else None
@@ -151,7 +152,7 @@ def load(
     writers = check_writers(writers)
     limits = Limits.from_env(lock_timeout)
     location = _storage.check_location(_storage.default_source() if source is None else source)
-    spec = _spec_for(location, table)
+    spec = spec_for(location, table)
     url = _db.database_url(database_url)
     parts = _storage.find_parts(location, spec)
     if parts is not None:
@@ -192,13 +193,13 @@ def load_found(
     def read() -> Iterator[Iterable[pl.DataFrame]]:
         """The file's rows, read from the start."""
         with closing(_storage.read_blocks(found.uri)) as blocks:
-            yield RowReader().rows(_utf8_checked(blocks, found.uri))
+            yield RowReader().rows(utf8_checked(blocks, found.uri))
 
     @contextmanager
     def first_pass() -> Iterator[Iterable[pl.Series]]:
         """The ids the file's lines start with, read from the start."""
         with closing(_storage.read_blocks(found.uri)) as blocks:
-            yield line_start_ids(_utf8_checked(blocks, found.uri))
+            yield line_start_ids(utf8_checked(blocks, found.uri))
 
     return run(
         spec,
@@ -215,14 +216,6 @@ def load_found(
         verify=verify,
         queued=queued,
     )
-
-
-def _utf8_checked(blocks: Iterator[bytes], uri: str) -> Iterator[bytes]:
-    """The blocks, once the first has shown the file is not UTF-16."""
-    first = next(blocks, b"")
-    check_utf8_csv(first, uri)
-    yield first
-    yield from blocks
 
 
 def load_all(
@@ -254,21 +247,6 @@ def load_all(
         )
         for name in tables_for(source, tables)
     ]
-
-
-def reference_ids(conn: Connection, spec: TableSpec) -> dict[str, pl.Series]:
-    """The ids of each table that ``spec`` references (departments, jobs: small
-    tables), as arrays in one round trip."""
-    tables = [c.references for c in spec.references if c.references is not None]
-    if not tables:
-        return {}
-    found = small_query(
-        conn, "SELECT " + ", ".join(f"(SELECT array_agg(id) FROM {t})" for t in tables)
-    )
-    assert found is not None  # a SELECT without FROM has one row
-    return {
-        t: pl.Series("id", ids or [], dtype=pl.Int64) for t, ids in zip(tables, found, strict=True)
-    }
 
 
 Rows = Callable[[], AbstractContextManager[Iterable[pl.DataFrame]]]

@@ -29,7 +29,7 @@ from procrastinate.exceptions import JobAborted
 from hrcore import _db, _ledger, _parts, _storage
 from hrcore._db import Connection, Limits, connect, execute
 from hrcore._errors import BusyError, DatabaseError, HrcoreError, LoadCancelledError, UsageError
-from hrcore._pipeline import _spec_for, check_batch_size, check_writers, load_found
+from hrcore._pipeline import check_batch_size, check_writers, load_found, spec_for
 from hrcore._report import LoadReport
 from hrcore._schema import ensure_schema
 from hrcore._specs import TableSpec, get_table
@@ -173,7 +173,7 @@ def enqueue(
     answered instead (its report, with its status): no twin is queued."""
     batch_size = check_batch_size(batch_size)
     location = _storage.check_location(_storage.default_source() if source is None else source)
-    spec = _spec_for(location, table)
+    spec = spec_for(location, table)
     parts = _storage.find_parts(location, spec)
     found = _storage.resolve(location, spec) if parts is None else None
     url = _db.database_url(database_url)

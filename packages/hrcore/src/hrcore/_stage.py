@@ -25,7 +25,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from hrcore._db import Connection, execute, run_script, scalar
+from hrcore._db import Connection, execute, run_script, scalar, small_query
 from hrcore._schema import STAGING_SCHEMA
 from hrcore._specs import TableSpec
 from hrcore._validate import validate
@@ -246,3 +246,18 @@ def mark_duplicates(conn: Connection, stage: str) -> None:
         ) AS d
         WHERE s.id = d.id AND s.reasons IS NULL AND s.line < d.last_line""",
     )
+
+
+def reference_ids(conn: Connection, spec: TableSpec) -> dict[str, pl.Series]:
+    """The ids of each table that ``spec`` references (departments, jobs: small
+    tables), as arrays in one round trip."""
+    tables = [c.references for c in spec.references if c.references is not None]
+    if not tables:
+        return {}
+    found = small_query(
+        conn, "SELECT " + ", ".join(f"(SELECT array_agg(id) FROM {t})" for t in tables)
+    )
+    assert found is not None  # a SELECT without FROM has one row
+    return {
+        t: pl.Series("id", ids or [], dtype=pl.Int64) for t, ids in zip(tables, found, strict=True)
+    }
