@@ -109,8 +109,8 @@ def test_a_rerun_skips_the_parts_that_did_not_change(refs: str, tmp_path: Path) 
     changed = hrcore.load(folder, database_url=refs)
     assert changed.status == "succeeded"
     assert [(p.part, p.status, p.same_as) for p in changed.parts] == [
-        (0, "skipped", first.load_id), (1, "skipped", first.load_id),
-        (2, "written", None), (3, "skipped", first.load_id),
+        (0, "skipped", again.load_id), (1, "skipped", again.load_id),
+        (2, "written", None), (3, "skipped", again.load_id),
     ]  # fmt: skip
     assert (changed.rows_read, changed.rows_updated) == (1, 1)
     assert query(refs, "SELECT name FROM hired_employees WHERE id = 2001") == [("Changed",)]
@@ -183,7 +183,7 @@ def test_three_workers_share_a_six_part_load_and_load_each_part_once(
     pids = {str(w.pid) for w in three_workers}
     assert {p.worker.rsplit(":", 1)[-1] for p in report.parts if p.worker} <= pids
     assert query(refs, "SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY 1") == [
-        ("succeeded", 2 * PARTS)
+        ("succeeded", 1 + 2 * PARTS)  # the plan, then each part staged and written
     ]
 
 
@@ -240,3 +240,101 @@ def test_a_worker_killed_while_writing_a_part_leaves_it_to_another_which_commits
     assert (report.rows_read, report.rows_inserted) == (60_000, 60_000)
     assert query(refs, "SELECT count(*) FROM hired_employees") == [(60_000,)]
     assert "lost its worker: queued again" in workers.log(1)
+
+
+def employees_csv(rows: list[tuple[int, str]]) -> str:
+    return "".join(f"{i},{name},2021-03-01T10:00:00Z,1,1\n" for i, name in rows)
+
+
+def names(url: str) -> dict[int, str]:
+    return table_names(url)
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_an_id_repeated_inside_the_one_part_loaded_is_a_duplicate_and_the_last_wins(
+    refs: str, tmp_path: Path, batch_size: int
+) -> None:
+    folder = tmp_path / "hired_employees"
+    folder.mkdir()
+    write(folder, "part-0.csv", employees_csv([(1, "A"), (2, "B"), (1, "C")]))
+    report = hrcore.load(folder, database_url=refs, batch_size=batch_size)
+    assert report.status == "succeeded"
+    assert names(refs) == {1: "C", 2: "B"}
+    assert (report.rows_inserted, report.rows_updated, report.rejections) == (
+        2, 0, {"duplicate_id": 1}
+    )  # fmt: skip
+
+
+def test_a_rerun_gives_an_id_back_to_a_skipped_part_when_the_part_that_won_it_lost_it(
+    refs: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "hired_employees"
+    folder.mkdir()
+    write(folder, "part-0.csv", employees_csv([(1, "A"), (2, "A2")]))
+    write(folder, "part-1.csv", employees_csv([(1, "B"), (3, "B3")]))
+    hrcore.load(folder, database_url=refs)
+    assert names(refs) == {1: "B", 2: "A2", 3: "B3"}
+
+    write(folder, "part-1.csv", employees_csv([(3, "B3")]))  # id 1 is no longer there
+    dropped = hrcore.load(folder, database_url=refs)
+    assert names(refs) == {1: "A", 2: "A2", 3: "B3"}
+    assert [p.status for p in dropped.parts] == ["written", "written"]
+
+    write(folder, "part-1.csv", employees_csv([(1, "B"), (3, "B3")]))
+    hrcore.load(folder, database_url=refs)
+    (folder / "part-1.csv").unlink()  # a part gone: the load is not skipped
+    gone = hrcore.load(folder, database_url=refs)
+    assert gone.status == "succeeded"
+    assert names(refs)[1] == "A"
+
+
+def test_a_queued_load_of_parts_decides_what_to_skip_when_it_runs(
+    refs: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "hired_employees"
+    folder.mkdir()
+    write(folder, "part-0.csv", employees_csv([(1, "A")]))
+    write(folder, "part-1.csv", employees_csv([(2, "B")]))
+    hrcore.load(folder, database_url=refs)
+    load = hrcore.enqueue(folder, database_url=refs)
+    hrcore.load_rows("hired_employees", [{"id": 1, "name": "Other", "datetime":
+                     "2021-03-01T10:00:00Z", "department_id": 1, "job_id": 1}],
+                     database_url=refs)  # fmt: skip
+    run_queue(refs)
+    report = hrcore.get_load(load.load_id, database_url=refs)
+    assert report.status == "succeeded"
+    assert names(refs) == {1: "A", 2: "B"}  # the table changed since: nothing skipped
+    assert [p.status for p in report.parts] == ["written", "written"]
+
+
+def test_a_load_of_parts_numbers_lines_as_one_file_whatever_the_parts_end_with(
+    refs: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "hired_employees"
+    folder.mkdir()
+    write(folder, "part-0.csv", '1,"Two\nlines",2021-03-01T10:00:00Z,1,1\n')  # lines 1-2
+    write(folder, "part-1.csv", "2,B,2021-03-01T10:00:00Z,1,1\n\n\n")  # lines 3-5
+    write(folder, "part-2.csv", "3,C,2021-03-01T10:00:00Z,1,1\nbad\n")  # lines 6-7
+    first = hrcore.load(folder, database_url=refs)
+    assert [p.first_line for p in first.parts] == [1, 3, 6]
+    assert query(refs, "SELECT line_number FROM rejected_rows") == [(7,)]
+
+    write(folder, "part-2.csv", "3,C,2021-03-01T10:00:00Z,1,1\nworse\n")
+    again = hrcore.load(folder, database_url=refs)  # parts 0 and 1 skipped
+    assert [p.status for p in again.parts] == ["skipped", "skipped", "written"]
+    assert [p.first_line for p in again.parts] == [1, 3, 6]
+    assert query(refs, "SELECT line_number FROM rejected_rows WHERE load_id = $1",
+                 (again.load_id,)) == [(7,)]  # fmt: skip
+
+    skipped = hrcore.load(folder, database_url=refs)  # every part as it was
+    assert skipped.status == "skipped"
+    assert (skipped.rows_read, skipped.rows_unchanged, skipped.rows_rejected) == (4, 3, 1)
+
+
+def test_a_direct_load_of_parts_that_are_queued_is_busy(refs: str, tmp_path: Path) -> None:
+    folder = make_parts(tmp_path / "hired_employees", 2)
+    queued_load = hrcore.enqueue(folder, database_url=refs)
+    with pytest.raises(hrcore.BusyError, match=f"by load {queued_load.load_id}"):
+        hrcore.load(folder, database_url=refs)
+    run_queue(refs)
+    assert hrcore.get_load(queued_load.load_id, database_url=refs).status == "succeeded"

@@ -78,7 +78,9 @@ def reap_stale(conn: Connection) -> list[int]:
                            AND (j.args ->> 'load_id')::bigint = r.id)""",
     )
     for (load_id,) in orphaned:
-        _close(conn, load_id, "failed", "its jobs ended before the load finished", staged=False)
+        why = "its session or its jobs ended before the load finished"
+        _close(conn, load_id, "failed", why, staged=False)
+        execute(conn, "UPDATE load_runs SET phase = 'done' WHERE id = $1", (load_id,))
     lost = execute(
         conn,
         """SELECT r.id, r.job_id IS NULL FROM load_runs r WHERE r.status = 'queued'
@@ -94,13 +96,15 @@ def reap_stale(conn: Connection) -> list[int]:
             else "its job ended before a worker ran the load"
         )
         _close(conn, load_id, "failed", why, staged=False)
-    # staging tables whose load is over (its session died after its last word)
+    # staging tables whose load is over (its session died after its last word; a part's
+    # job that staged after its load failed)
     orphans = execute(
         conn,
         f"""SELECT t.tablename FROM pg_tables t WHERE t.schemaname = '{STAGING_SCHEMA}'
-           AND t.tablename ~ '^stage_[0-9]+$' AND NOT EXISTS (
+           AND t.tablename ~ '^(stage_[0-9]+(_p[0-9]+)?|ids_[0-9]+)$' AND NOT EXISTS (
                SELECT FROM load_runs r
-               WHERE r.id = substr(t.tablename, 7)::bigint AND r.status = 'running')""",
+               WHERE r.id = substring(t.tablename FROM '[0-9]+')::bigint
+                 AND r.status IN ('queued', 'running'))""",
     )
     for (name,) in orphans:
         execute(conn, f'DROP TABLE IF EXISTS {STAGING_SCHEMA}."{name}"')
@@ -275,6 +279,21 @@ def skip(conn: Connection, load_id: int, same_as: int) -> None:
                rows_rejected = s.rows_rejected
            FROM load_runs s WHERE r.id = $1 AND s.id = $2""",
         (load_id, same_as),
+    )
+
+
+def skip_parts(
+    conn: Connection, load_id: int, same_as: int, read: int, rejected: int, *, table_state: str
+) -> None:
+    """Close a load of parts as ``skipped``: every part is as ``same_as`` left it, and
+    the table in ``table_state``; its counts are the parts' (``read`` rows,
+    ``rejected`` of them)."""
+    execute(
+        conn,
+        """UPDATE load_runs SET status = 'skipped', finished_at = now(), same_as = $2,
+               rows_read = $3, rows_unchanged = $3 - $4, rows_rejected = $4, table_state = $5
+           WHERE id = $1""",
+        (load_id, same_as, read, rejected, table_state),
     )
 
 

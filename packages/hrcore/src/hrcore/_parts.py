@@ -37,11 +37,13 @@ from hrcore import _changes, _ledger, _locks, _stage, _storage
 from hrcore._db import Connection, Limits, connect, execute, first_line, scalar
 from hrcore._duplicates import line_start_ids
 from hrcore._errors import (
+    BusyError,
     DatabaseError,
     HrcoreError,
     LoadCancelledError,
     LoadFailedError,
     SourceFormatError,
+    SourceNotFoundError,
 )
 from hrcore._lines import RowReader, utf8_checked
 from hrcore._report import LoadReport
@@ -72,16 +74,17 @@ def identity_of(parts: list[SourceFile]) -> str:
 
 def begin(
     conn: Connection, spec: TableSpec, load_id: int, parts: list[SourceFile], *, verify: bool
-) -> int | None:
-    """Record the parts of load ``load_id`` and which are to be skipped. When every
-    part would be (the same content as the last load, the table as it left it),
-    returns that load: this one repeats it."""
+) -> bool:
+    """Record the parts of load ``load_id`` and which are to be skipped: those whose
+    identity is that of the same part in the last load of the source, while the
+    table is as that load left it. True when the whole load is skipped: every part
+    would be, and no part of the last load is gone (its rows may have won ids)."""
     before = _changes.read(conn, _changes.watched(spec))
     found = execute(
         conn,
         """SELECT p.id, p.table_state FROM load_runs p, load_runs me
            WHERE me.id = $1 AND p.table_name = me.table_name AND p.source = me.source
-             AND p.status = 'succeeded' AND p.phase IS NOT NULL AND p.id <> me.id
+             AND p.status IN ('succeeded', 'skipped') AND p.phase IS NOT NULL AND p.id <> me.id
            ORDER BY p.finished_at DESC LIMIT 1""",
         (load_id,),
     )
@@ -93,6 +96,7 @@ def begin(
             execute(conn, "SELECT uri, identity FROM load_parts WHERE load_id = $1", (last_id,))
         )
     skips = [last.get(p.uri) == p.identity for p in parts]
+    execute(conn, "DELETE FROM load_parts WHERE load_id = $1", (load_id,))  # a plan retried
     for number, (part, skip) in enumerate(zip(parts, skips, strict=True)):
         execute(
             conn,
@@ -105,12 +109,36 @@ def begin(
         "UPDATE load_runs SET phase = 'stage', counters_before = $2 WHERE id = $1",
         (load_id, _changes.state(before)),
     )
-    if all(skips):
-        return last_id
+    gone = set(last) - {p.uri for p in parts}
+    if last_id is not None and all(skips) and not gone:
+        _carry(conn, load_id)
+        execute(conn, "UPDATE load_parts SET status = 'skipped' WHERE load_id = $1", (load_id,))
+        totals = execute(
+            conn,
+            """SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_rejected), 0)
+               FROM load_parts WHERE load_id = $1""",
+            (load_id,),
+        )[0]
+        _ledger.skip_parts(conn, load_id, last_id, int(totals[0]), int(totals[1]),
+                           table_state=_changes.state(before))  # fmt: skip
+        execute(conn, "UPDATE load_runs SET phase = 'done' WHERE id = $1", (load_id,))
+        return True
+    ids = ids_of(load_id)
+    execute(conn, f"CREATE UNLOGGED TABLE IF NOT EXISTS {ids} (part integer, id bigint)")
+    return False
+
+
+def _carry(conn: Connection, load_id: int) -> None:
+    """Skipped parts take over what the last load knew of them: their counts, lines
+    and valid ids (which the next load's clash check needs)."""
     execute(
-        conn, f"CREATE UNLOGGED TABLE IF NOT EXISTS {ids_of(load_id)} (part integer, id bigint)"
+        conn,
+        """UPDATE load_parts p SET ids = q.ids, rows_read = q.rows_read,
+               rows_rejected = q.rows_rejected, lines = q.lines
+           FROM load_parts q WHERE p.load_id = $1 AND p.skip AND q.load_id = p.same_as
+             AND q.uri = p.uri""",
+        (load_id,),
     )
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +172,22 @@ class Part:
                    line_offset, batch_offset, load)  # fmt: skip
 
 
-def _blocks(uri: str) -> Iterator[bytes]:
-    with closing(_storage.read_blocks(uri)) as blocks:
-        yield from utf8_checked(blocks, uri)
+class _Counted:
+    """A part's blocks, counting its physical lines on the way (a last line without
+    its newline counts too), as the ledger numbers them."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri, self.lines, self._last = uri, 0, b"\n"
+
+    def __iter__(self) -> Iterator[bytes]:
+        with closing(_storage.read_blocks(self.uri)) as blocks:
+            for block in utf8_checked(blocks, self.uri):
+                if block:
+                    self.lines += block.count(b"\n")
+                    self._last = block[-1:]
+                yield block
+        if self._last != b"\n":
+            self.lines += 1
 
 
 def stage_part(conn: Connection, part: Part, should_stop: Callable[[], bool], worker: str) -> None:
@@ -158,31 +199,37 @@ def stage_part(conn: Connection, part: Part, should_stop: Callable[[], bool], wo
            WHERE load_id = $1 AND part = $2""",
         (part.load_id, part.number, worker),
     )
+    blocks = _Counted(part.uri)
     if part.skip:
         execute(conn, f"DELETE FROM {ids_of(part.load_id)} WHERE part = {part.number:d}")
-        for ids in line_start_ids(_blocks(part.uri)):
+        for ids in line_start_ids(iter(blocks)):
             if should_stop():
                 raise StopRequested
             numbers = pa.array([part.number] * len(ids), pa.int32())
-            _stage.copy_in(
-                conn, ids_of(part.load_id), pa.table({"part": numbers, "id": ids.to_arrow()})
-            )
-        _set_part(conn, part, "skipped")
+            noted = pa.table({"part": numbers, "id": ids.to_arrow()})
+            _stage.copy_in(conn, ids_of(part.load_id), noted)
+        execute(
+            conn,
+            """UPDATE load_parts SET status = 'skipped', lines = $3
+               WHERE load_id = $1 AND part = $2""",
+            (part.load_id, part.number, blocks.lines),
+        )
         return
     stage = stage_of(part.load_id, part.number)
     execute(conn, f"DROP TABLE IF EXISTS {stage}")  # an attempt before this one died
     _stage.create(conn, part.spec, stage)
     refs = reference_ids(conn, part.spec)
-    stager = Stager(part.spec, RowReader().rows(_blocks(part.uri)), refs, part.batch_size,
+    stager = Stager(part.spec, RowReader().rows(iter(blocks)), refs, part.batch_size,
                     None, should_stop)  # fmt: skip
     for table, _ in stager.chunks():
         _stage.copy_in(conn, stage, table)
-    lines = scalar(conn, f"SELECT coalesce(max(line), 0) FROM {stage}")
     execute(
         conn,
-        """UPDATE load_parts SET status = 'staged', rows_read = $3, lines = $4, batches = $5
+        f"""UPDATE load_parts SET status = 'staged', rows_read = $3, lines = $4, batches = $5,
+               ids = (SELECT coalesce(array_agg({part.spec.key}), '{{}}') FROM {stage}
+                      WHERE reasons IS NULL)
            WHERE load_id = $1 AND part = $2""",
-        (part.load_id, part.number, stager.rows, int(lines), stager.batches),
+        (part.load_id, part.number, stager.rows, blocks.lines, stager.batches),
     )
 
 
@@ -223,28 +270,36 @@ def write_part(conn: Connection, part: Part, should_stop: Callable[[], bool], ta
 def settle(conn: Connection, load_id: int, spec: TableSpec) -> list[int]:
     """Phase 2 (all parts staged or noted): the skipped parts to stage after all, if
     any (the phase stays ``stage``); else duplicates resolved across parts, lines and
-    batches numbered, the phase ``write``, and the parts to write."""
+    batches numbered, the phase ``write``, and the parts to write.
+
+    A skipped part is staged after all when the ids its lines start with meet the
+    valid ids of a part being loaded, or the ids that a part of the last load held
+    and that may have won over it then (a part changed or gone since)."""
     parts = execute(
         conn,
-        """SELECT part, status, lines, batches FROM load_parts WHERE load_id = $1
-           ORDER BY part""",
+        """SELECT part, status, coalesce(lines, 0), coalesce(batches, 0) FROM load_parts
+           WHERE load_id = $1 ORDER BY part""",
         (load_id,),
     )
-    staged = [(int(n), int(lines), int(batches)) for n, s, lines, batches in parts
-              if s == "staged"]  # fmt: skip
+    staged = [int(n) for n, status, _, _ in parts if status == "staged"]
     valid = " UNION ALL ".join(
         f"SELECT {n:d} AS part, line, {spec.key} AS id FROM {stage_of(load_id, n)} "
         "WHERE reasons IS NULL"
-        for n, _, _ in staged
+        for n in staged
     )
-    if any(s == "skipped" for _, s, _, _ in parts) and staged:
+    if any(status == "skipped" for _, status, _, _ in parts):
+        held_before = f"""SELECT unnest(q.ids) FROM load_parts q
+            WHERE q.load_id = (SELECT max(same_as) FROM load_parts WHERE load_id = {load_id:d})
+            AND q.uri NOT IN (SELECT uri FROM load_parts
+                              WHERE load_id = {load_id:d} AND status = 'skipped')"""
+        meeting = f"SELECT id FROM ({valid}) v UNION ALL {held_before}" if staged else held_before
         clashing = [
             int(n)
             for (n,) in execute(
                 conn,
                 f"""SELECT DISTINCT i.part FROM {ids_of(load_id)} i
                     JOIN load_parts p ON p.load_id = {load_id:d} AND p.part = i.part
-                    WHERE p.status = 'skipped' AND i.id IN (SELECT id FROM ({valid}) v)""",
+                    WHERE p.status = 'skipped' AND i.id IN ({meeting})""",
             )
         ]
         if clashing:
@@ -255,7 +310,7 @@ def settle(conn: Connection, load_id: int, spec: TableSpec) -> list[int]:
                 (load_id, clashing),
             )
             return clashing
-    if len(staged) > 1:
+    if staged:  # the last valid row of an id wins, within a part and across parts
         execute(
             conn,
             f"""CREATE TEMP TABLE hrcore_winners ON COMMIT DROP AS
@@ -263,7 +318,7 @@ def settle(conn: Connection, load_id: int, spec: TableSpec) -> list[int]:
                 WHERE id IN (SELECT id FROM ({valid}) w GROUP BY id HAVING count(*) > 1)
                 ORDER BY id, part DESC, line DESC""",
         )
-        for n, _, _ in staged:
+        for n in staged:
             execute(
                 conn,
                 f"""UPDATE {stage_of(load_id, n)} AS s SET reasons = 'duplicate_id'
@@ -271,17 +326,17 @@ def settle(conn: Connection, load_id: int, spec: TableSpec) -> list[int]:
                     AND ({n:d}, s.line) < (w.part, w.line)""",
             )
     line_offset = batch_offset = 0
-    for n, lines, batches in staged:
+    for n, _, lines, batches in parts:  # numbered as one file: skipped parts' lines too
         execute(
             conn,
             """UPDATE load_parts SET line_offset = $3, batch_offset = $4
                WHERE load_id = $1 AND part = $2""",
             (load_id, n, line_offset, batch_offset),
         )
-        line_offset += lines
-        batch_offset += batches
+        line_offset += int(lines)
+        batch_offset += int(batches)
     execute(conn, "UPDATE load_runs SET phase = 'write' WHERE id = $1", (load_id,))
-    return [n for n, _, _ in staged]
+    return staged
 
 
 def close(conn: Connection, load_id: int, spec: TableSpec) -> None:
@@ -299,6 +354,23 @@ def close(conn: Connection, load_id: int, spec: TableSpec) -> None:
         _changes.state({**before, spec.name: after})
         if after == before[spec.name] + _changes.BUMPS_PER_BATCH * int(batches)
         else None
+    )
+    _carry(conn, load_id)
+    execute(  # a written part's rejected rows, for a later load that skips it
+        conn,
+        """UPDATE load_parts p SET rows_rejected = (
+               SELECT coalesce(sum(b.rows_rejected), 0) FROM load_batches b
+               WHERE b.load_id = p.load_id AND b.batch >= p.batch_offset
+                 AND b.batch < p.batch_offset + p.batches)
+           WHERE p.load_id = $1 AND p.status = 'written'""",
+        (load_id,),
+    )
+    execute(  # only the last load of a source keeps its parts' ids
+        conn,
+        """UPDATE load_parts SET ids = NULL WHERE ids IS NOT NULL AND load_id IN (
+               SELECT o.id FROM load_runs o, load_runs me WHERE me.id = $1
+               AND o.table_name = me.table_name AND o.source = me.source AND o.id <> me.id)""",
+        (load_id,),
     )
     _ledger.finish(conn, load_id, staged=False, table_state=left)
     execute(conn, "UPDATE load_runs SET phase = 'done' WHERE id = $1", (load_id,))
@@ -331,31 +403,67 @@ def fail(url: str, load_id: int, part: int | None, reason: str) -> None:
         drop_staging(conn, load_id)
 
 
+PHASES = ("plan", "stage", "write", "done")  # a queued load of parts goes through these
+_WAITING = {"stage": "queued", "write": "staged"}  # a part's status while its phase waits
+
+
+def parts_at(source: str, spec: TableSpec) -> list[SourceFile]:
+    """The parts of a load's source as they are now (``<folder>/<table>-*.csv``: that
+    folder's)."""
+    folder = source.rsplit("/", 1)[0] if source.endswith("-*.csv") else source
+    found = _storage.find_parts(folder, spec)
+    if found is None:
+        raise SourceNotFoundError(f"{source} holds no part files any more")
+    return found.files
+
+
 def run_part_job(url: str, load_id: int, number: int, phase: str, cancel: threading.Event,
-                 defer: Defer, lock_timeout: float, worker: str) -> None:  # fmt: skip
-    """A queued part's job: its phase's work, then, if it was the phase's last part,
-    the step after it (and the next phase's jobs, through ``defer``)."""
+                 defer: Defer, lock_timeout: float, worker: str,
+                 verify: bool = False) -> None:  # fmt: skip
+    """A queued load's job for one part (or, ``plan``, for the whole load: which parts,
+    which skipped, decided when it runs): its phase's work, then, if it was the
+    phase's last part, the step after it and the next phase's jobs (``defer``). A job
+    whose part another job holds, or whose work is done (a retry), does nothing but
+    that last step: so a job queued twice, or a phase whose jobs were lost (a worker
+    died between the step and the queueing), still ends the load."""
     with connect(url) as conn:
         ensure_schema(conn, url)
-        part = Part.read(conn, load_id, number)
-        if part.load_status not in ("queued", "running"):
-            return  # the load failed meanwhile, or this job ran before (a retry)
-        expected = "queued" if phase == "stage" else "staged"
-        if part.status == expected:
-            _locks.hold_for_load(conn, part.spec, None, lock_timeout)
-            execute(
-                conn,
-                """UPDATE load_runs SET status = 'running', attempt = 1
-                   WHERE id = $1 AND status = 'queued'""",
-                (load_id,),
-            )
-            if phase == "stage":
-                stage_part(conn, part, cancel.is_set, worker)
-            else:
-                write_part(conn, part, cancel.is_set, Tally())
-            _locks.release_all(conn)
-        follow = _after(conn, load_id, part.spec, phase)
-    if follow:
+        found = execute(
+            conn, "SELECT table_name, source, status, phase FROM load_runs WHERE id = $1",
+            (load_id,),
+        )  # fmt: skip
+        if not found or found[0][2] not in ("queued", "running"):
+            return  # the load ended meanwhile (failed, say)
+        table, source, _, now = found[0]
+        spec = get_table(table)
+        key = f"part:{load_id}:{number}"
+        if not scalar(conn, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", (key,)):
+            return  # another job works on this part now
+        _locks.hold_for_load(conn, spec, None, lock_timeout)
+        execute(
+            conn,
+            """UPDATE load_runs SET status = 'running', attempt = 1
+               WHERE id = $1 AND status = 'queued'""",
+            (load_id,),
+        )
+        follow: tuple[str, list[int]] | None
+        if phase == "plan":
+            follow = None
+            if now == "plan":
+                if begin(conn, spec, load_id, parts_at(source, spec), verify=verify):
+                    drop_staging(conn, load_id)
+                else:
+                    follow = ("stage", waiting(conn, load_id))
+        else:
+            part = Part.read(conn, load_id, number)
+            if part.status == _WAITING[phase]:
+                if phase == "stage":
+                    stage_part(conn, part, cancel.is_set, worker)
+                else:
+                    write_part(conn, part, cancel.is_set, Tally())
+            follow = _after(conn, load_id, spec, phase)
+        _locks.release_all(conn)
+    if follow and follow[1]:
         defer(load_id, *follow)
 
 
@@ -363,18 +471,16 @@ def _after(
     conn: Connection, load_id: int, spec: TableSpec, phase: str
 ) -> tuple[str, list[int]] | None:
     """If ``phase`` is over for every part, the step after it, once (the load's row is
-    held meanwhile); the phase whose jobs come next, and for which parts."""
+    held meanwhile); the phase whose jobs come next, and for which parts. When the
+    load is past ``phase`` already, the parts its current phase still waits for
+    (their jobs may be lost: queued twice, a job does nothing)."""
     execute(conn, "BEGIN")
     try:
-        now = scalar(conn, "SELECT phase FROM load_runs WHERE id = $1 FOR UPDATE", (load_id,))
-        waiting = "queued" if phase == "stage" else "staged"
-        pending = scalar(
-            conn,
-            "SELECT count(*) FROM load_parts WHERE load_id = $1 AND status = $2",
-            (load_id, waiting),
-        )
+        now = str(scalar(conn, "SELECT phase FROM load_runs WHERE id = $1 FOR UPDATE", (load_id,)))
         follow = None
-        if now == phase and pending == 0:
+        if now in _WAITING and PHASES.index(now) > PHASES.index(phase):
+            follow = (now, _parts_in(conn, load_id, _WAITING[now]))
+        elif now == phase and not _parts_in(conn, load_id, _WAITING[phase]):
             if phase == "stage":
                 parts = settle(conn, load_id, spec)
                 next_phase = scalar(conn, "SELECT phase FROM load_runs WHERE id = $1", (load_id,))
@@ -412,11 +518,20 @@ def run_here(
         ensure_schema(conn, url)
         _ledger.reap_stale(conn)
         _locks.hold_for_load(conn, spec, source, limits.lock_timeout)
+        queued = scalar(
+            conn,
+            """SELECT min(id) FROM load_runs WHERE table_name = $1 AND source = $2
+               AND status IN ('queued', 'running')""",
+            (spec.name, source),
+        )
+        if queued is not None:  # on the queue: its jobs hold no lock of the files
+            raise BusyError(f"{source} is being loaded into {spec.name} by load {queued}",
+                            holder=int(queued))  # fmt: skip
         load_id = _ledger.start(conn, spec.name, source, identity_of(parts), batch_size)
         try:
-            same = begin(conn, spec, load_id, parts, verify=verify)
-            if same is not None:
-                _ledger.skip(conn, load_id, same)
+            if begin(conn, spec, load_id, parts, verify=verify):
+                drop_staging(conn, load_id)
+                _locks.release_all(conn)
                 return _ledger.report(conn, load_id)
 
             def each(numbers: list[int], work: Callable[[Connection, Part], None]) -> None:

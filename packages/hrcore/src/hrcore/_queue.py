@@ -114,22 +114,27 @@ def _app(url: str, settings: WorkerSettings, connections: int) -> procrastinate.
         run_queued(url, load_id, settings.writers, _Abort(context), verify=verify)
 
     @app.task(name=_parts.TASK, queue=QUEUE, pass_context=True, retry=_Retry())
-    def part_job(context: procrastinate.JobContext, load_id: int, part: int, phase: str) -> None:
-        cancel = _Abort(context)
-
+    def part_job(
+        context: procrastinate.JobContext,
+        load_id: int,
+        part: int,
+        phase: str,
+        verify: bool = False,
+    ) -> None:
         def defer(load: int, next_phase: str, numbers: list[int]) -> None:
             for number in numbers:
                 part_job.defer(load_id=load, part=number, phase=next_phase)
 
         try:
             wait = Limits.from_env().lock_timeout
-            _parts.run_part_job(url, load_id, part, phase, cancel, defer, wait, worker_name())
+            _parts.run_part_job(url, load_id, part, phase, _Abort(context), defer, wait,
+                                worker_name(), verify)  # fmt: skip
         except StopRequested as exc:  # procrastinate asked: the part goes back on the queue
             raise JobAborted(str(exc)) from exc
         except BusyError:
             raise
         except Exception as exc:  # the part cannot be loaded: nor can the load
-            _parts.fail(url, load_id, part, _db.first_line(exc))
+            _parts.fail(url, load_id, None if part < 0 else part, _db.first_line(exc))
             raise
 
     return app
@@ -197,18 +202,15 @@ def _queue_parts(
     batch_size: int,
     verify: bool,
 ) -> LoadReport:
-    """A load of parts on the queue: its ledger entry and parts, and a job per part."""
+    """A load of parts on the queue: its ledger entry and its plan job, which decides
+    when it runs which parts to load (their content then, the table then)."""
     load_id, new = _ledger.queue(conn, spec.name, parts.source, batch_size)
     if not new:
         return _ledger.report(conn, load_id)
     try:
-        same = _parts.begin(conn, spec, load_id, parts.files, verify=verify)
-        if same is not None:
-            _ledger.skip(conn, load_id, same)
-        else:
-            with _app(url, WorkerSettings(), connections=1).open() as app:
-                for number in _parts.waiting(conn, load_id):
-                    app.tasks[_parts.TASK].defer(load_id=load_id, part=number, phase="stage")
+        execute(conn, "UPDATE load_runs SET phase = 'plan' WHERE id = $1", (load_id,))
+        with _app(url, WorkerSettings(), connections=1).open() as app:
+            app.tasks[_parts.TASK].defer(load_id=load_id, part=-1, phase="plan", verify=verify)
     except Exception as exc:
         reason = f"its jobs could not be queued: {_db.first_line(exc)}"
         _parts.fail(url, load_id, None, reason)
