@@ -338,3 +338,35 @@ def test_a_direct_load_of_parts_that_are_queued_is_busy(refs: str, tmp_path: Pat
         hrcore.load(folder, database_url=refs)
     run_queue(refs)
     assert hrcore.get_load(queued_load.load_id, database_url=refs).status == "succeeded"
+
+
+def test_a_direct_load_of_parts_killed_mid_write_is_failed_and_cleaned_up_by_the_next_load(
+    refs: str, tmp_path: Path
+) -> None:
+    from tests.test_faults import start_load
+
+    folder = tmp_path / "hired_employees"
+    folder.mkdir()
+    for p in range(2):
+        ids = range(p * 30_000 + 1, (p + 1) * 30_000 + 1)
+        write(folder, f"part-{p}.csv", employees_csv([(i, f"N{i}") for i in ids]))
+    process = start_load(refs, folder, "--batch-size", "100")
+    try:
+        wait_until(lambda: query(refs, "SELECT count(*) FROM load_batches b JOIN load_runs r "
+                                       "ON r.id = b.load_id WHERE r.phase IS NOT NULL")[0][0] >= 3,
+                   "the parts being written")  # fmt: skip
+    finally:
+        process.kill()
+        process.communicate(timeout=30)
+    staged = "SELECT count(*) FROM pg_tables WHERE schemaname = 'hrcore_staging'"
+    assert query(refs, staged)[0][0] >= 2  # the dead load's parts' staging tables
+    hrcore.load(table="jobs", database_url=refs)  # any load reaps what died
+    [(status, error)] = query(
+        refs, "SELECT status, error FROM load_runs WHERE table_name = 'hired_employees'"
+    )
+    assert status == "failed"
+    assert "ended before the load finished" in error
+    assert query(refs, staged) == [(0,)]
+    again = hrcore.load(folder, database_url=refs)
+    assert (again.status, again.rows_read) == ("succeeded", 60_000)
+    assert query(refs, "SELECT count(*) FROM hired_employees") == [(60_000,)]
