@@ -22,8 +22,9 @@ from hrcore._errors import (
     UsageError,
 )
 from hrcore._health import check_database
+from hrcore._html_report import metrics_report
 from hrcore._ledger import Rejection
-from hrcore._metrics import departments_above_mean, hires_by_quarter, rebuild_summary
+from hrcore._metrics import departments_above_mean, hires_by_quarter, mean_hires, rebuild_summary
 from hrcore._pipeline import (
     MAX_BATCH_SIZE,
     MIN_BATCH_SIZE,
@@ -112,6 +113,8 @@ __all__ = [
     "load",
     "load_all",
     "load_rows",
+    "mean_hires",
+    "metrics_report",
     "rebuild_summary",
     "redact",
     "restore",

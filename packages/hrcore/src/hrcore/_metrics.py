@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from hrcore import _summary
-from hrcore._db import Connection, fetch_frame
+from hrcore._db import Connection, fetch_frame, scalar
 from hrcore._errors import UsageError
 from hrcore._pool import ConnectionPool
 from hrcore._schema import ready
@@ -34,16 +34,18 @@ HAVING sum(c.hires) > 0
 ORDER BY d.department COLLATE "C", j.job COLLATE "C"
 """
 
-DEPARTMENTS_ABOVE_MEAN_SQL = f"""
+_HIRES_BY_DEPARTMENT = f"""
 WITH c AS ({counts_of_year()}), hires AS (
     SELECT d.id, d.department, coalesce(sum(c.hires), 0)::bigint AS hired
     FROM departments AS d
     LEFT JOIN c ON c.department_id = d.id
     GROUP BY d.id, d.department
-)
+)"""
+DEPARTMENTS_ABOVE_MEAN_SQL = f"""{_HIRES_BY_DEPARTMENT}
 SELECT id, department, hired FROM hires
 WHERE hired > (SELECT avg(hired) FROM hires)
 ORDER BY hired DESC, id"""
+MEAN_SQL = f"{_HIRES_BY_DEPARTMENT} SELECT coalesce(avg(hired), 0)::float8 FROM hires"
 
 HIRES_BY_QUARTER_SCHEMA = {
     "department": pl.String,
@@ -94,6 +96,16 @@ def departments_above_mean(
     year = check_year(year)
     with ready(database_url, pool) as conn:
         return _fetch(conn, DEPARTMENTS_ABOVE_MEAN_SQL, year, DEPARTMENTS_ABOVE_MEAN_SCHEMA)  # type: ignore[arg-type]
+
+
+def mean_hires(
+    year: int = 2021, *, database_url: str | None = None, pool: ConnectionPool | None = None
+) -> float:
+    """The mean that :func:`departments_above_mean` compares with: hires of ``year``
+    per department, over all departments (0 for one with no hire)."""
+    year = check_year(year)
+    with ready(database_url, pool) as conn:
+        return float(scalar(conn, MEAN_SQL, (year,)))
 
 
 def rebuild_summary(*, database_url: str | None = None) -> int:

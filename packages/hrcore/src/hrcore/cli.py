@@ -463,6 +463,28 @@ def metrics_departments_above_mean(year: int, fmt: str, database_url: str | None
 
 
 @main.command()
+@click.option("--year", type=int, default=2021, show_default=True, help="Year of hire (UTC).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="The HTML file to write.",
+)
+@_database_option
+def report(year: int, out: str, database_url: str | None) -> None:
+    """Write the two metrics of YEAR as one self-contained HTML file (tables and charts,
+    nothing fetched when it is opened), to read in a browser or send by mail."""
+    with _errors():
+        page = hrcore.metrics_report(year, database_url=database_url)
+        try:
+            with open(out, "w", encoding="utf-8") as file:
+                file.write(page)
+        except OSError as exc:
+            raise hrcore.UsageError(f"cannot write {out}: {exc.strerror}") from exc
+    click.echo(f"{out}: hires of {year}, two tables and two charts")
+
+
+@main.command()
 @click.argument("table", metavar="TABLE|all")
 @click.option(
     "--to",
