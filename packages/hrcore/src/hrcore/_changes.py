@@ -67,6 +67,20 @@ def state(counters: dict[str, int]) -> str:
     return ";".join(f"{t}={counters[t]}" for t in TABLES if t in counters)
 
 
+def parse(text: str) -> dict[str, int]:
+    """The counters of a :func:`state` text."""
+    return {k: int(v) for k, v in (kv.split("=") for kv in text.split(";"))}
+
+
+def left(conn: Connection, spec: TableSpec, before: dict[str, int], bumps: int) -> str | None:
+    """The state a load left its table in, if its own statements (``bumps`` of them)
+    were the only writes since ``before`` (else None: the load cannot vouch for it)."""
+    after = read(conn, [spec.name])[spec.name]
+    if after != before[spec.name] + bumps:
+        return None
+    return state({**before, spec.name: after})
+
+
 def watched(spec: TableSpec) -> list[str]:
     """The tables whose changes matter to a load of ``spec``: it and those it references."""
     return [name for name in TABLES if name == spec.name or any(

@@ -348,13 +348,8 @@ def close(conn: Connection, load_id: int, spec: TableSpec) -> None:
            FROM load_runs WHERE id = $1""",
         (load_id,),
     )[0]
-    before = {k: int(v) for k, v in (kv.split("=") for kv in str(before_text).split(";"))}
-    after = _changes.read(conn, [spec.name])[spec.name]
-    left = (
-        _changes.state({**before, spec.name: after})
-        if after == before[spec.name] + _changes.BUMPS_PER_BATCH * int(batches)
-        else None
-    )
+    before = _changes.parse(str(before_text))
+    left = _changes.left(conn, spec, before, _changes.BUMPS_PER_BATCH * int(batches))
     _carry(conn, load_id)
     execute(  # a written part's rejected rows, for a later load that skips it
         conn,

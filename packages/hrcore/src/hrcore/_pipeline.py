@@ -334,7 +334,10 @@ def run(
             else:
                 loading.file(conn, url, target, writers, tally, should_stop)
             _ledger.finish(
-                conn, load_id, staged=not session, table_state=_left(conn, spec, before, tally)
+                conn,
+                load_id,
+                staged=not session,
+                table_state=_changes.left(conn, spec, before, tally.bumps),
             )
             report = _ledger.report(conn, load_id)
             _locks.release_all(conn)
@@ -413,15 +416,6 @@ def _stopping(chunks: Iterable[pl.Series], should_stop: Callable[[], bool]) -> I
         if should_stop():
             raise StopRequested
         yield chunk
-
-
-def _left(conn: Connection, spec: TableSpec, before: dict[str, int], tally: Tally) -> str | None:
-    """The state the load left its table in, if its own batches were the only writes
-    since it began (else None: this load cannot vouch for the table)."""
-    after = _changes.read(conn, [spec.name])[spec.name]
-    if after != before[spec.name] + tally.bumps:
-        return None
-    return _changes.state({**before, spec.name: after})
 
 
 def _cancelled_by_user(exc: BaseException) -> bool:

@@ -209,8 +209,7 @@ def _queue_parts(
         return _ledger.report(conn, load_id)
     try:
         execute(conn, "UPDATE load_runs SET phase = 'plan' WHERE id = $1", (load_id,))
-        with _app(url, WorkerSettings(), connections=1).open() as app:
-            app.tasks[_parts.TASK].defer(load_id=load_id, part=-1, phase="plan", verify=verify)
+        _make_job(url, _parts.TASK, load_id=load_id, part=-1, phase="plan", verify=verify)
     except Exception as exc:
         reason = f"its jobs could not be queued: {_db.first_line(exc)}"
         _parts.fail(url, load_id, None, reason)
@@ -220,11 +219,16 @@ def _queue_parts(
     return _ledger.report(conn, load_id)
 
 
+def _make_job(url: str, task: str, **arguments: object) -> int:
+    """Put one job of ``task`` on the queue, on a connection of its own; its id."""
+    with _app(url, WorkerSettings(), connections=1).open() as app:
+        return app.tasks[task].defer(**arguments)
+
+
 def _defer(url: str, load_id: int, verify: bool) -> int:
     """Make the job of a queued load; if it cannot be made, the load fails."""
     try:
-        with _app(url, WorkerSettings(), connections=1).open() as app:
-            return app.tasks[TASK].defer(load_id=load_id, verify=verify)
+        return _make_job(url, TASK, load_id=load_id, verify=verify)
     except Exception as exc:
         reason = f"its job could not be queued: {_db.first_line(exc)}"
         _ledger.fail_queued(url, load_id, reason)

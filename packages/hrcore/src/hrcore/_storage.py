@@ -174,7 +174,7 @@ def _resolve_local(location: str, spec: TableSpec) -> SourceFile:
         stat = path.stat()
     except OSError as exc:
         raise storage_error(exc, f"cannot read {path}") from exc
-    return SourceFile(str(path.resolve()), f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}")
+    return SourceFile(str(path.resolve()), _local_identity(stat))
 
 
 def _resolve_s3(location: str, spec: TableSpec) -> SourceFile:
@@ -191,9 +191,18 @@ def _resolve_s3(location: str, spec: TableSpec) -> SourceFile:
         raise storage_error(exc, f"cannot reach {uri}") from exc
     if info.get("type") == "directory":
         return _resolve_s3(f"{uri}/", spec)
+    return SourceFile(uri, _s3_identity(info))
+
+
+def _local_identity(stat: os.stat_result) -> str:
+    """What identifies a local file's content: its size and modification time."""
+    return f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}"
+
+
+def _s3_identity(info: dict[str, Any]) -> str:
+    """What identifies an S3 object's content: its ETag (and size)."""
     etag = str(info.get("ETag", "")).strip('"')
-    identity = f"etag={etag};size={info.get('size')}" if etag else f"size={info.get('size')}"
-    return SourceFile(uri, identity)
+    return f"etag={etag};size={info.get('size')}" if etag else f"size={info.get('size')}"
 
 
 def folder_uri(location: str) -> str:
@@ -249,10 +258,7 @@ def _csv_files(folder: str) -> list[SourceFile]:
             if not path.is_dir():
                 return []
             files = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(".csv"))
-            return [
-                SourceFile(str(p.resolve()), f"size={st.st_size};mtime_ns={st.st_mtime_ns}")
-                for p, st in ((p, p.stat()) for p in files)
-            ]
+            return [SourceFile(str(p.resolve()), _local_identity(p.stat())) for p in files]
         except OSError as exc:
             raise storage_error(exc, f"cannot list {path}") from exc
     try:
@@ -267,8 +273,7 @@ def _csv_files(folder: str) -> list[SourceFile]:
     for e in sorted(entries, key=lambda e: str(e["name"])):
         if e.get("type") == "directory" or not str(e["name"]).endswith(".csv"):
             continue
-        etag = str(e.get("ETag", "")).strip('"')
-        found.append(SourceFile(f"s3://{e['name']}", f"etag={etag};size={e.get('size')}"))
+        found.append(SourceFile(f"s3://{e['name']}", _s3_identity(e)))
     return found
 
 
