@@ -106,7 +106,8 @@ def begin(
         )
     execute(
         conn,
-        "UPDATE load_runs SET phase = 'stage', counters_before = $2 WHERE id = $1",
+        f"""UPDATE load_runs SET phase = 'stage', counters_before = $2,
+               advanced_by = '{PLANNED}' WHERE id = $1""",
         (load_id, _changes.state(before)),
     )
     gone = set(last) - {p.uri for p in parts}
@@ -398,7 +399,7 @@ def fail(url: str, load_id: int, part: int | None, reason: str) -> None:
         drop_staging(conn, load_id)
 
 
-PHASES = ("plan", "stage", "write", "done")  # a queued load of parts goes through these
+PLANNED = "plan:-1"  # load_runs.advanced_by once the plan job has planned the load
 _WAITING = {"stage": "queued", "write": "staged"}  # a part's status while its phase waits
 
 
@@ -419,17 +420,18 @@ def run_part_job(url: str, load_id: int, number: int, phase: str, cancel: thread
     which skipped, decided when it runs): its phase's work, then, if it was the
     phase's last part, the step after it and the next phase's jobs (``defer``). A job
     whose part another job holds, or whose work is done (a retry), does nothing but
-    that last step: so a job queued twice, or a phase whose jobs were lost (a worker
-    died between the step and the queueing), still ends the load."""
+    that last step: a job queued twice does no harm, and the job that took a step,
+    run again because its worker died before queueing the next jobs, queues them."""
     with connect(url) as conn:
         ensure_schema(conn, url)
         found = execute(
-            conn, "SELECT table_name, source, status, phase FROM load_runs WHERE id = $1",
+            conn,
+            "SELECT table_name, source, status, phase, advanced_by FROM load_runs WHERE id = $1",
             (load_id,),
-        )  # fmt: skip
+        )
         if not found or found[0][2] not in ("queued", "running"):
             return  # the load ended meanwhile (failed, say)
-        table, source, _, now = found[0]
+        table, source, _, now, by = found[0]
         spec = get_table(table)
         key = f"part:{load_id}:{number}"
         if not scalar(conn, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", (key,)):
@@ -449,6 +451,8 @@ def run_part_job(url: str, load_id: int, number: int, phase: str, cancel: thread
                     drop_staging(conn, load_id)
                 else:
                     follow = ("stage", waiting(conn, load_id))
+            elif by == PLANNED and now == "stage":  # planned, then died before queueing
+                follow = ("stage", waiting(conn, load_id))
         else:
             part = Part.read(conn, load_id, number)
             if part.status == _WAITING[phase]:
@@ -456,32 +460,36 @@ def run_part_job(url: str, load_id: int, number: int, phase: str, cancel: thread
                     stage_part(conn, part, cancel.is_set, worker)
                 else:
                     write_part(conn, part, cancel.is_set, Tally())
-            follow = _after(conn, load_id, spec, phase)
+            follow = _after(conn, load_id, spec, phase, number)
         _locks.release_all(conn)
     if follow and follow[1]:
         defer(load_id, *follow)
 
 
 def _after(
-    conn: Connection, load_id: int, spec: TableSpec, phase: str
+    conn: Connection, load_id: int, spec: TableSpec, phase: str, number: int
 ) -> tuple[str, list[int]] | None:
     """If ``phase`` is over for every part, the step after it, once (the load's row is
-    held meanwhile); the phase whose jobs come next, and for which parts. When the
-    load is past ``phase`` already, the parts its current phase still waits for
-    (their jobs may be lost: queued twice, a job does nothing)."""
+    held meanwhile), recorded as this job's; the phase whose jobs come next, and for
+    which parts. A job that took such a step before (it is run again: its worker died
+    before queueing the jobs after it) queues them again, once more."""
+    me = f"{phase}:{number}"
     execute(conn, "BEGIN")
     try:
-        now = str(scalar(conn, "SELECT phase FROM load_runs WHERE id = $1 FOR UPDATE", (load_id,)))
+        now, by = execute(
+            conn, "SELECT phase, advanced_by FROM load_runs WHERE id = $1 FOR UPDATE", (load_id,)
+        )[0]
         follow = None
-        if now in _WAITING and PHASES.index(now) > PHASES.index(phase):
-            follow = (now, _parts_in(conn, load_id, _WAITING[now]))
-        elif now == phase and not _parts_in(conn, load_id, _WAITING[phase]):
+        if now == phase and not _parts_in(conn, load_id, _WAITING[phase]):
+            execute(conn, "UPDATE load_runs SET advanced_by = $2 WHERE id = $1", (load_id, me))
             if phase == "stage":
                 parts = settle(conn, load_id, spec)
                 next_phase = scalar(conn, "SELECT phase FROM load_runs WHERE id = $1", (load_id,))
                 follow = (str(next_phase), parts)
             else:
                 close(conn, load_id, spec)
+        elif by == me and now in _WAITING:
+            follow = (str(now), _parts_in(conn, load_id, _WAITING[now]))
         execute(conn, "COMMIT")
     except BaseException:
         with suppress(HrcoreError):
