@@ -21,6 +21,7 @@ from hrcore._errors import (
     SourceUnavailableError,
     UsageError,
 )
+from hrcore._figures import above_mean_chart, hires_by_quarter_chart, rejections_chart
 from hrcore._health import check_database
 from hrcore._html_report import metrics_report
 from hrcore._ledger import Rejection
@@ -47,7 +48,7 @@ from hrcore._queries import (
 from hrcore._queue import WorkerSettings, enqueue, run_worker
 from hrcore._replica import ReplicaPool, ReplicaState
 from hrcore._report import Attempt, LoadReport
-from hrcore._rows import RejectedRow, RowsReport, load_rows
+from hrcore._rows import RejectedRow, RowOutcome, RowsReport, load_rows
 from hrcore._sample import write_sample
 from hrcore._schema import init_schema
 from hrcore._specs import TABLES, Column, TableSpec, get_table
@@ -79,6 +80,7 @@ __all__ = [
     "ReplicaPool",
     "ReplicaState",
     "RestoreError",
+    "RowOutcome",
     "RowsReport",
     "SourceFormatError",
     "SourceNotFoundError",
@@ -87,6 +89,7 @@ __all__ = [
     "TableSpec",
     "UsageError",
     "WorkerSettings",
+    "above_mean_chart",
     "backup",
     "backup_all",
     "check_batch_size",
@@ -103,6 +106,7 @@ __all__ = [
     "get_row_json",
     "get_table",
     "hires_by_quarter",
+    "hires_by_quarter_chart",
     "init_schema",
     "list_backups",
     "list_files",
@@ -117,6 +121,7 @@ __all__ = [
     "metrics_report",
     "rebuild_summary",
     "redact",
+    "rejections_chart",
     "restore",
     "run_worker",
     "start_embedded",

@@ -46,7 +46,7 @@ def stacked_bars(categories: list[str], series: dict[str, list[int]], label: str
     """One bar per category, stacked by series (``series[name][i]`` for category i)."""
     totals = [sum(values[i] for values in series.values()) for i in range(len(categories))]
     top = float(max(totals, default=0)) or 1.0
-    width = _LEFT + len(categories) * (_BAR + _GAP) + _GAP + 90
+    width = _width(categories)
     body: list[str] = []
     for i, category in enumerate(categories):
         x, base = _LEFT + _GAP + i * (_BAR + _GAP), float(_TOP + _HEIGHT)
@@ -71,12 +71,7 @@ def stacked_bars(categories: list[str], series: dict[str, list[int]], label: str
     return _frame(width, body, top, label)
 
 
-def bars_with_line(
-    categories: list[str], values: list[int], line: float, line_label: str, label: str
-) -> str:
-    """One bar per category, and a horizontal line at ``line`` (a mean, say)."""
-    top = float(max([*values, line], default=0)) or 1.0
-    width = _LEFT + len(categories) * (_BAR + _GAP) + _GAP + 90
+def _bars(categories: list[str], values: list[int], top: float, width: int) -> list[str]:
     body: list[str] = []
     for i, (category, value) in enumerate(zip(categories, values, strict=True)):
         x = _LEFT + _GAP + i * (_BAR + _GAP)
@@ -87,6 +82,27 @@ def bars_with_line(
             f'data-value="{value}"><title>{escape(category)}: {value:,}</title></rect>'
         )
         body.append(_category_label(x + _BAR / 2, category))
+    return body
+
+
+def _width(categories: list[str]) -> int:
+    return _LEFT + len(categories) * (_BAR + _GAP) + _GAP + 90
+
+
+def bars(categories: list[str], values: list[int], label: str) -> str:
+    """One bar per category."""
+    top = float(max(values, default=0)) or 1.0
+    width = _width(categories)
+    return _frame(width, _bars(categories, values, top, width), top, label)
+
+
+def bars_with_line(
+    categories: list[str], values: list[int], line: float, line_label: str, label: str
+) -> str:
+    """One bar per category, and a horizontal line at ``line`` (a mean, say)."""
+    top = float(max([*values, line], default=0)) or 1.0
+    width = _width(categories)
+    body = _bars(categories, values, top, width)
     y = _TOP + _HEIGHT - _scale(line, top)
     body.append(
         f'<line class="mean" x1="{_LEFT}" x2="{width - 90}" y1="{y:.2f}" y2="{y:.2f}" '

@@ -9,11 +9,10 @@ from html import escape
 
 import polars as pl
 
-from hrcore._charts import bars_with_line, stacked_bars
+from hrcore._figures import above_mean_chart, hires_by_quarter_chart
 from hrcore._metrics import check_year, departments_above_mean, hires_by_quarter, mean_hires
 from hrcore._pool import ConnectionPool
 
-QUARTERS = ("Q1", "Q2", "Q3", "Q4")
 _STYLE = """body{font-family:sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px}
 td.n{text-align:right}h2{margin-top:2em}figure{margin:0;overflow-x:auto}"""
@@ -33,11 +32,6 @@ def _table(frame: pl.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
-def quarters_by_department(frame: pl.DataFrame) -> pl.DataFrame:
-    """Hires by quarter summed over jobs: one row per department, in the frame's order."""
-    return frame.group_by("department", maintain_order=True).agg(pl.col(q).sum() for q in QUARTERS)
-
-
 def metrics_report(
     year: int = 2021, *, database_url: str | None = None, pool: ConnectionPool | None = None
 ) -> str:
@@ -47,19 +41,8 @@ def metrics_report(
     by_quarter = hires_by_quarter(year, database_url=database_url, pool=pool)
     above = departments_above_mean(year, database_url=database_url, pool=pool)
     mean = mean_hires(year, database_url=database_url, pool=pool)
-    departments = quarters_by_department(by_quarter)
-    quarters_chart = stacked_bars(
-        departments["department"].to_list(),
-        {q: departments[q].to_list() for q in QUARTERS},
-        f"Hires of {year} by quarter, per department",
-    )
-    above_chart = bars_with_line(
-        above["department"].to_list(),
-        above["hired"].to_list(),
-        mean,
-        "mean",
-        f"Departments that hired more than the mean in {year}",
-    )
+    quarters_chart = hires_by_quarter_chart(by_quarter, year)
+    above_chart = above_mean_chart(above, mean, year)
     made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>hrcore: hires of {year}</title>

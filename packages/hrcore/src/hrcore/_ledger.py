@@ -130,6 +130,11 @@ def start(
     return int(load_id)
 
 
+def expect(conn: Connection, load_id: int, rows: int) -> None:
+    """Record how many rows a load expects to read (its progress, while it runs)."""
+    execute(conn, "UPDATE load_runs SET rows_expected = $1 WHERE id = $2", (rows, load_id))
+
+
 def queue(conn: Connection, table: str, source: str, batch_size: int) -> tuple[int, bool]:
     """A ``queued`` entry for a load of ``source`` into ``table``, owned by this session
     until its job is made; or the load of the same file already queued or running.
@@ -328,14 +333,14 @@ def report(conn: Connection, load_id: int) -> LoadReport:
         conn,
         f"""SELECT table_name, source, status, {live}, error,
                    extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8,
-                   kind, same_as, attempt, worker, phase IS NOT NULL
+                   kind, same_as, attempt, worker, phase IS NOT NULL, rows_expected
             FROM load_runs AS r WHERE id = $1""",
         (load_id,),
     )
     if not rows:
         raise NotFoundError(f"no load with id {load_id}")
     (table, source, status, read, ins, upd, unch, rej, batches, error, seconds, kind, same,
-     attempt, worker, in_parts) = rows[0]  # fmt: skip
+     attempt, worker, in_parts, expected) = rows[0]  # fmt: skip
     reasons = (
         execute(
             conn,
@@ -364,6 +369,7 @@ def report(conn: Connection, load_id: int) -> LoadReport:
         same_as=same,
         attempt=attempt,
         worker=worker,
+        rows_expected=expected,
         earlier_attempts=_earlier_attempts(conn, load_id) if attempt > 1 else [],
         parts=_parts(conn, load_id) if in_parts else [],
     )

@@ -185,6 +185,7 @@ def load_found(
     cancel: threading.Event | None = None,
     verify: bool = False,
     queued: tuple[int, str] | None = None,
+    outcomes: dict[int, str] | None = None,
 ) -> LoadReport:
     """:func:`load` of a file already found; ``queued``: the id of a queued load to run
     (see ``_queue``) and the worker that runs it."""
@@ -270,6 +271,7 @@ def run(
     verify: bool = False,
     pool: ConnectionPool | None = None,
     queued: tuple[int, str] | None = None,
+    outcomes: dict[int, str] | None = None,
 ) -> LoadReport:
     """Stage the rows ``read`` gives (chunks of ``line``, ``text``...) and commit them
     batch by batch: a file's batches as soon as they are staged (after a
@@ -280,7 +282,8 @@ def run(
     the same file take turns; and it is ``skipped`` when the table is as the last
     load of the same content left it (unless ``verify``). ``session`` stages in the
     connection's own temporary table, kept for the next such load, on a connection
-    of ``pool`` if one is given: the short path of the API's requests.
+    of ``pool`` if one is given: the short path of the API's requests; ``outcomes``
+    is then filled with what became of each valid row, by line.
     """
     limits = limits or Limits.from_env()
     started = time.perf_counter()
@@ -324,7 +327,7 @@ def run(
                 return report
             staged = session_stage_table(spec) if session else stage_table(load_id)
             empty = not scalar(conn, f"SELECT EXISTS (SELECT FROM {spec.name})")
-            target = Target(spec, staged, load_id, probe=not empty)
+            target = Target(spec, staged, load_id, probe=not empty, outcomes=outcomes)
             _stage.create(conn, spec, staged)
             loading = Loading(
                 spec, read, first_pass, reference_ids(conn, spec), batch_size, progress
@@ -388,8 +391,10 @@ class Loading:
         connection (its rejected and set-aside rows staged) while ``writers``
         connections write the batches of the chunks read before."""
         assert self.first_pass is not None, "a file's load reads its ids first"
+        counted = _Counted()
         with self.first_pass() as ids:
-            set_aside = repeated_ids(_stopping(ids, should_stop))
+            set_aside = repeated_ids(counted(_stopping(ids, should_stop)))
+        _ledger.expect(conn, target.load_id, counted.rows)
         pool = Writers(url, target, writers, tally, self.progress, should_stop)
         try:
             with self.read() as rows:
@@ -409,6 +414,18 @@ class Loading:
             raise
         if tally.batches < last.stop:  # the writers were asked to stop
             raise StopRequested
+
+
+class _Counted:
+    """Counts the ids of the chunks that pass through it."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def __call__(self, chunks: Iterable[pl.Series]) -> Iterator[pl.Series]:
+        for chunk in chunks:
+            self.rows += len(chunk)
+            yield chunk
 
 
 def _stopping(chunks: Iterable[pl.Series], should_stop: Callable[[], bool]) -> Iterator[pl.Series]:

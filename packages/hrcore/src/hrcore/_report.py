@@ -69,6 +69,9 @@ class LoadReport(msgspec.Struct, kw_only=True):
     same_as: int | None = None  # a skipped load: the load whose work it would repeat
     attempt: int = 1  # a queued load: 0 until a worker takes it, then 1, 2... on retries
     worker: str | None = None  # a queued load: the worker (host:pid) of the attempt
+    # a file's load: the lines its first pass found starting with an id, an estimate of
+    # rows_read at the end (for a progress bar while it runs)
+    rows_expected: int | None = None
     earlier_attempts: list[Attempt] = msgspec.field(default_factory=list)
     parts: list[PartReport] = msgspec.field(default_factory=list)  # a many-part load's
     rejections: dict[str, int] = msgspec.field(default_factory=dict)

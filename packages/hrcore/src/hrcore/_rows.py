@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, cast
 
 import msgspec
 import polars as pl
@@ -25,6 +25,8 @@ from hrcore._pool import ConnectionPool
 from hrcore._schema import ready
 from hrcore._specs import TableSpec, get_table
 
+Outcome = Literal["inserted", "updated", "unchanged", "rejected"]
+
 
 class RejectedRow(msgspec.Struct, kw_only=True):
     """A row that was not written: its position in the request, its reasons, the row."""
@@ -34,8 +36,17 @@ class RejectedRow(msgspec.Struct, kw_only=True):
     row: Any
 
 
+class RowOutcome(msgspec.Struct, kw_only=True):
+    """What became of one row of a request: ``inserted``, ``updated``, ``unchanged``
+    or ``rejected`` (its reasons are in :attr:`RowsReport.rejected`)."""
+
+    index: int
+    outcome: Outcome
+
+
 class RowsReport(msgspec.Struct, kw_only=True):
-    """What happened to the rows of one request."""
+    """What happened to the rows of one request; ``rows`` says it row by row, in order
+    (a CSV row's index is that of the line it starts on)."""
 
     load_id: int
     received: int
@@ -43,6 +54,7 @@ class RowsReport(msgspec.Struct, kw_only=True):
     updated: int
     unchanged: int
     rejected: list[RejectedRow]
+    rows: list[RowOutcome] = msgspec.field(default_factory=list)
 
 
 def _text(value: Any) -> str | None:
@@ -103,6 +115,7 @@ def load_rows(
     lines = _lines(spec, rows)
     if not 1 <= lines.height <= MAX_BATCH_SIZE:
         raise UsageError(f"send 1 to {MAX_BATCH_SIZE} rows, not {lines.height}")
+    written: dict[int, str] = {}
     report = run(
         spec,
         lambda: nullcontext([lines]),
@@ -112,6 +125,7 @@ def load_rows(
         url=pool.url if pool is not None else _db.database_url(database_url),
         session=True,
         pool=pool,
+        outcomes=written,
     )
     found = []
     if report.rows_rejected:
@@ -126,6 +140,7 @@ def load_rows(
         )
         for r in found
     ]
+    outcomes = {line: "rejected" for line in (r.line_number for r in found)} | written
     return RowsReport(
         load_id=report.load_id,
         received=lines.height,
@@ -133,4 +148,8 @@ def load_rows(
         updated=report.rows_updated,
         unchanged=report.rows_unchanged,
         rejected=rejected,
+        rows=[
+            RowOutcome(index=line - 1, outcome=cast(Outcome, outcomes[line]))
+            for line in sorted(outcomes)
+        ],
     )

@@ -109,14 +109,17 @@ LEDGER_DDL = (
     # which job of a load of parts took its last step (phase:part), so that it alone,
     # run again, queues the jobs after that step again
     "ALTER TABLE load_runs ADD COLUMN IF NOT EXISTS advanced_by text",
+    # what a file's first pass found: the lines that start with an id (progress)
+    "ALTER TABLE load_runs ADD COLUMN IF NOT EXISTS rows_expected bigint",
 )
 
 STAGING_SCHEMA = "hrcore_staging"  # unlogged tables of rows being loaded, one per load
-# what a database made by this version holds: loads of many parts (7, 8, 9); queued loads and
+# what a database made by this version holds: a load's expected rows (10); loads of
+# many parts (7, 8, 9); queued loads and
 # procrastinate's tables (6); summary deltas stored uncompressed (5);
 # cheaper triggers (4); change counters (3); integrity and the summary kept by
 # statement-level triggers (2); row-level foreign keys and a sharded keyed summary (1)
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 _V1_OBJECTS = (  # the summary of version 1, replaced
     *(
         f"DROP TRIGGER IF EXISTS {name} ON hired_employees"

@@ -12,11 +12,13 @@ stop at the next batch boundary on the first error or when asked to stop.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
 
@@ -65,13 +67,16 @@ def batch_sql(
     probe: bool = True,
     line_offset: int = 0,
     batch_offset: int = 0,
+    outcomes: bool = False,
 ) -> str:
     """One batch as one statement: rejected rows, upsert, ledger counts, atomically.
 
     ``probe`` first looks each row up, so that an unchanged row is not even locked
     (what makes a reload cheap); a load into an empty table skips it. The ledger
     numbers the batch and its lines after ``batch_offset`` and ``line_offset`` (a
-    part of a many-part load comes after the parts before it).
+    part of a many-part load comes after the parts before it). With ``outcomes``, the
+    statement also returns what became of each valid row, as JSON ``[[line,
+    "inserted" | "updated" | "unchanged"], ...]`` (a request's rows).
     """
     cols = ", ".join(spec.column_names)
     values = spec.value_columns
@@ -99,7 +104,7 @@ WITH batch AS MATERIALIZED (
     ORDER BY {spec.key}
     ON CONFLICT ({spec.key}) DO UPDATE SET {assignments}
     WHERE ({current}, NULL) IS DISTINCT FROM ({incoming}, NULL)
-    RETURNING (xmax = 0) AS inserted
+    RETURNING (xmax = 0) AS inserted, {spec.key} AS key
 )
 INSERT INTO load_batches
     (load_id, batch, rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected)
@@ -108,7 +113,16 @@ SELECT {load_id:d}, {batch + batch_offset:d}, (SELECT count(*) FROM batch),
     (SELECT count(*) FROM written WHERE NOT inserted),
     (SELECT count(*) FROM batch WHERE reasons IS NULL) - (SELECT count(*) FROM written),
     (SELECT count(*) FROM rejected)
-RETURNING rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected"""
+RETURNING rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected{
+        _OUTCOMES.format(key=spec.key) if outcomes else ""
+    }"""
+
+
+_OUTCOMES = """, (
+    SELECT json_agg(json_build_array(b.line, CASE WHEN w.key IS NULL THEN 'unchanged'
+        WHEN w.inserted THEN 'inserted' ELSE 'updated' END) ORDER BY b.line)::text
+    FROM batch AS b LEFT JOIN written AS w ON w.key = b.{key} WHERE b.reasons IS NULL
+)"""
 
 
 def record_unchanged(
@@ -146,10 +160,11 @@ def record_unchanged(
     return {int(r[0]): tuple(int(n) for n in r[1:]) for r in rows}
 
 
-def commit_batch(conn: Connection, sql: str) -> tuple[int, ...]:
+def commit_batch(conn: Connection, sql: str) -> tuple[Any, ...]:
     """Run one batch statement (its own transaction); retry it if it lost a deadlock.
 
-    Returns the batch's counts in :data:`hrcore._ledger.COUNTS` order.
+    Returns the batch's counts in :data:`hrcore._ledger.COUNTS` order, and after
+    them what else the statement returns.
     """
     for attempt in range(1, ATTEMPTS + 1):
         try:
@@ -157,7 +172,7 @@ def commit_batch(conn: Connection, sql: str) -> tuple[int, ...]:
                 cur.execute(sql)
                 row = cur.fetchone()
                 assert row is not None  # INSERT ... SELECT of one row, RETURNING
-                return tuple(int(n) for n in row)
+                return tuple(row)
         except adbc.Error as exc:
             if getattr(exc, "sqlstate", None) not in _RETRIED or attempt == ATTEMPTS:
                 raise database_error(exc) from exc
@@ -212,6 +227,8 @@ class Target:
     stage: str
     load_id: int
     probe: bool = True  # look rows up first (see batch_sql); not into an empty table
+    # a request's rows: filled with what became of each valid row, by line
+    outcomes: dict[int, str] | None = None
     line_offset: int = 0  # a part of a many-part load: the lines and batches of the
     batch_offset: int = 0  # parts before it, after which the ledger numbers its own
 
@@ -227,9 +244,16 @@ def _write_one(
     sql = batch_sql(
         target.spec, target.stage, target.load_id, batch, probe=target.probe,
         line_offset=target.line_offset, batch_offset=target.batch_offset,
+        outcomes=target.outcomes is not None,
     )  # fmt: skip
-    counts = commit_batch(conn, sql)
-    _report(counts, BUMPS_PER_BATCH, target, tally, progress, reporting)
+    row = commit_batch(conn, sql)
+    if target.outcomes is not None:
+        target.outcomes.update((int(line), what) for line, what in json.loads(row[-1] or "[]"))
+    _report(_counts(row), BUMPS_PER_BATCH, target, tally, progress, reporting)
+
+
+def _counts(row: tuple[Any, ...]) -> tuple[int, ...]:
+    return tuple(int(n) for n in row[: len(COUNTS)])
 
 
 def _copy_one(
@@ -244,7 +268,7 @@ def _copy_one(
     if counts is None:  # written meanwhile by someone else: staged and upserted instead
         _stage.copy_in(conn, target.stage, batch.rows)
         sql = batch_sql(target.spec, target.stage, target.load_id, batch.number)
-        counts, bumps = commit_batch(conn, sql), BUMPS_PER_BATCH
+        counts, bumps = _counts(commit_batch(conn, sql)), BUMPS_PER_BATCH
     else:  # a COPY fires the INSERT triggers only; none without rows
         bumps = 1 if batch.rows.num_rows else 0
     _report(counts, bumps, target, tally, progress, reporting)

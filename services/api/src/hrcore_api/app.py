@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from pathlib import Path
 
 import hrcore
 from litestar import Litestar, Response, route
 from litestar.enums import HttpMethod, MediaType
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
+from litestar.static_files import create_static_files_router
 
 from hrcore_api.errors import error_handlers
 from hrcore_api.logs import request_log
 from hrcore_api.routes import service_routes, table_routes
-from hrcore_api.security import make_guard
+from hrcore_api.security import PUBLIC, make_guard
 from hrcore_api.settings import Settings
 from hrcore_api.types import TABLE_PATHS
 
 log = logging.getLogger("hrcore_api")
+CONSOLE = Path(__file__).parent / "console"  # the console's page, script and style
 
 
 def options_handlers(handlers: list[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
@@ -82,8 +85,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         handlers += table_routes(settings, pool, reads, path, table)
     handlers = options_handlers(handlers) + handlers  # registered first: see options_handlers
 
+    # the page itself is public: it asks for the token before it reads anything else
+    console = create_static_files_router(
+        "/console", directories=[CONSOLE], html_mode=True, name="console", opt=PUBLIC
+    )
     return Litestar(
-        route_handlers=handlers,
+        route_handlers=[*handlers, console],
         guards=[make_guard(settings.api_token)],
         middleware=[request_log],
         exception_handlers=error_handlers(settings.database_url),

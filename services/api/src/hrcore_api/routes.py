@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any
 
@@ -96,7 +97,9 @@ def service_routes(
         return {
             "name": "hrcore",
             "version": _version(),
+            "token_required": bool(settings.api_token),
             "links": {
+                "console": "/console",
                 "openapi": "/schema/openapi.json",
                 "health": ["/health-db", "/health-s3"],
                 "tables": [f"/{p}" for p in TABLE_PATHS],
@@ -152,7 +155,8 @@ def service_routes(
         responses=errors(400, 401, 503),
     )
     def hires_by_quarter(request: Request[Any, Any, Any], year: Year = 2021) -> Any:
-        return _frame_response(request, hrcore.hires_by_quarter(year, pool=reads))
+        frame = hrcore.hires_by_quarter(year, pool=reads)
+        return _frame_response(request, frame, lambda: hrcore.hires_by_quarter_chart(frame, year))
 
     @get(
         "/metrics/departments-above-mean",
@@ -161,7 +165,12 @@ def service_routes(
         responses=errors(400, 401, 503),
     )
     def departments_above_mean(request: Request[Any, Any, Any], year: Year = 2021) -> Any:
-        return _frame_response(request, hrcore.departments_above_mean(year, pool=reads))
+        frame = hrcore.departments_above_mean(year, pool=reads)
+
+        def chart() -> str:
+            return hrcore.above_mean_chart(frame, hrcore.mean_hires(year, pool=reads), year)
+
+        return _frame_response(request, frame, chart)
 
     @get(
         "/loads",
@@ -189,7 +198,11 @@ def service_routes(
         summary="A load's rejected rows",
         responses=errors(400, 401, 404, 503),
     )
-    def rejections(load_id: Id, limit: Limit = 100, after: AfterLine = 0) -> Page:
+    def rejections(
+        request: Request[Any, Any, Any], load_id: Id, limit: Limit = 100, after: AfterLine = 0
+    ) -> Any:
+        if _wants_chart(request):  # all of the load's rejected rows, counted by reason
+            return _svg(hrcore.rejections_chart(hrcore.get_load(load_id, pool=reads)))
         found = hrcore.list_rejections(load_id, limit=limit, after_line=after, pool=reads)
         more = (
             f"/loads/{load_id}/rejections?limit={limit}&after={found[-1].line_number}"
@@ -249,9 +262,24 @@ def _table(path: str) -> str:
     return hrcore.get_table(TABLE_PATHS.get(path, path)).name
 
 
-def _frame_response(request: Request[Any, Any, Any], frame: Any) -> Any:
+SVG = "image/svg+xml"
+
+
+def _wants_chart(request: Request[Any, Any, Any]) -> bool:
+    return SVG in request.headers.get("accept", "")
+
+
+def _svg(chart: str) -> Response[str]:
+    return Response(chart, media_type=SVG)
+
+
+def _frame_response(request: Request[Any, Any, Any], frame: Any, chart: Callable[[], str]) -> Any:
+    """The frame as JSON items; as CSV for ``Accept: text/csv``; as its chart (SVG, the
+    same numbers) for ``Accept: image/svg+xml``."""
     if "text/csv" in request.headers.get("accept", ""):
         return Response(frame.write_csv(), media_type="text/csv")
+    if _wants_chart(request):
+        return _svg(chart())
     return Items(items=frame.to_dicts())
 
 
