@@ -162,6 +162,39 @@ def test_posted_rows_land_and_invalid_ones_are_answered_and_logged(
     assert (again["inserted"], again["unchanged"]) == (1, 1)
 
 
+def test_each_posted_row_is_answered_with_what_became_of_it(api: TestClient[Any]) -> None:
+    api.post("/employees", json={"rows": [employee(1), employee(2)]})
+    rows = [
+        employee(1),  # as stored: unchanged
+        employee(2, name="Renamed"),  # updated
+        employee(3, job_id=9),  # rejected
+        employee(4, name="first"),  # the same id again below: the last one wins
+        employee(4),  # inserted
+    ]
+    body = api.post("/employees", json={"rows": rows}).json()
+    assert body["rows"] == [
+        {"index": 0, "outcome": "unchanged"},
+        {"index": 1, "outcome": "updated"},
+        {"index": 2, "outcome": "rejected"},
+        {"index": 3, "outcome": "rejected"},
+        {"index": 4, "outcome": "inserted"},
+    ]
+    assert [r["reasons"] for r in body["rejected"]] == [["unknown_job"], ["duplicate_id"]]
+
+    # CSV: a row's index is that of the line it starts on (blank lines and quoted
+    # line breaks count)
+    text = (
+        '5,"two\nlines",2021-03-01T10:00:00Z,1,2\n\n'
+        "6,Ann,not a date,1,2\n7,Bo,2021-03-01T10:00:00Z,1,2\n"
+    )
+    as_csv = api.post("/employees", content=text, headers={"content-type": "text/csv"}).json()
+    assert as_csv["rows"] == [
+        {"index": 0, "outcome": "inserted"},
+        {"index": 3, "outcome": "rejected"},
+        {"index": 4, "outcome": "inserted"},
+    ]
+
+
 def test_a_csv_body_follows_the_same_rules(api: TestClient[Any], refs: str) -> None:
     text = '1,"Smith, John",2021-03-01T10:00:00Z,1,2\n2,Ann,not a date,1,2\n'
     answer = api.post("/employees", content=text, headers={"content-type": "text/csv"})
@@ -285,6 +318,64 @@ def test_metrics_as_json_and_csv(api: TestClient[Any]) -> None:
         ["1", "Supply Chain", "2"],
     ]
     assert api.get("/metrics/hires-by-quarter?year=0").status_code == 400
+
+
+def svg_numbers(chart: str, element: str, value: str) -> dict[str, int]:
+    """What a chart's bars say: their category and number (data-* attributes)."""
+    found = re.findall(
+        rf'<{element} class="bar"[^>]*data-category="([^"]*)"[^>]*{value}="([0-9]+)"', chart
+    )
+    return {category: int(n) for category, n in found}
+
+
+def test_metrics_and_rejections_as_charts_with_the_same_numbers(api: TestClient[Any]) -> None:
+    api.post(
+        "/employees",
+        json={
+            "rows": [
+                employee(1),
+                employee(2, department_id=2, datetime="2021-07-01T00:00:00Z"),
+                employee(3, department_id=2),
+                employee(4, name=""),
+                employee(5, job_id=9),
+                employee(6, job_id=9, name=""),
+            ]
+        },
+    )
+    svg = {"accept": "image/svg+xml"}
+    chart = api.get("/metrics/hires-by-quarter?year=2021", headers=svg)
+    assert chart.headers["content-type"].startswith("image/svg+xml")
+    assert chart.text.startswith("<svg")
+    assert svg_numbers(chart.text, "g", "data-total") == {"Supply Chain": 1, "Maintenance": 2}
+
+    above = api.get("/metrics/departments-above-mean?year=2021", headers=svg).text
+    items = api.get("/metrics/departments-above-mean?year=2021").json()["items"]
+    assert svg_numbers(above, "rect", "data-value") == {i["department"]: i["hired"] for i in items}
+    assert re.search(r'class="mean"[^>]*data-value="1.0"', above)  # 3 hires, 3 departments
+
+    load_id = api.get("/loads?limit=1").json()["items"][0]["load_id"]
+    reasons = api.get(f"/loads/{load_id}/rejections", headers=svg).text
+    assert svg_numbers(reasons, "rect", "data-value") == {"missing_field": 2, "unknown_job": 2}
+    assert api.get("/loads/999/rejections", headers=svg).status_code == 404
+
+
+def test_the_console_page_is_served_to_anyone_and_reads_need_the_token(refs: str) -> None:
+    with client(database_url=refs, api_token="t0ken") as c:
+        assert c.get("/").json()["token_required"] is True
+        page = c.get("/console")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert '<script src="/console/console.js"' in page.text
+        script = c.get("/console/console.js")
+        assert script.headers["content-type"].startswith("text/javascript")
+        assert c.get("/console/console.css").status_code == 200
+        assert c.get("/console/nothing.js").status_code == 404
+        assert (
+            c.get("/metrics/hires-by-quarter", headers={"accept": "image/svg+xml"}).status_code
+            == 401
+        )
+    with client(database_url=refs) as c:
+        assert c.get("/").json()["token_required"] is False
 
 
 def test_the_ledger_pages_loads_and_rejections(api: TestClient[Any]) -> None:

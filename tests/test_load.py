@@ -107,6 +107,16 @@ def test_the_report_and_the_ledger_reconcile(refs: str, tmp_path: Path) -> None:
     assert ledger == [("succeeded", 10, 7, 0, 0, 3, 3, True, True)]
 
 
+def test_a_file_load_says_how_many_rows_it_expects_from_its_first_pass(
+    refs: str, tmp_path: Path
+) -> None:
+    # the first pass counts the lines that start with an id: the progress bar's total
+    content = employees(range(1, 6)) + "x,Y,2021-03-01T10:00:00Z,1,1\n"
+    report = load_employees(refs, tmp_path, content, batch_size=2)
+    assert (report.rows_expected, report.rows_read) == (5, 6)
+    assert hrcore.get_load(report.load_id, database_url=refs).rows_expected == 5
+
+
 def test_reloading_the_same_file_changes_nothing(refs: str, tmp_path: Path) -> None:
     content = employees(range(1, 1201)) + "9999,,x,1,1\n"
     first = load_employees(refs, tmp_path, content)
