@@ -22,9 +22,10 @@ from typing import Any
 import hrcore
 import httpx
 import pytest
+from hrcore._db import connect, execute
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import InThread, query, run_queue, upload
+from tests.conftest import InThread, query, run_queue, upload, wait_until
 from tests.test_api import serve
 
 pytestmark = pytest.mark.browser
@@ -108,14 +109,15 @@ def console(
     log = (tmp_path / "api.log").open("w+")
     env = {**os.environ, "DATABASE_URL": db, "S3_BUCKET_NAME": bucket, "HRCORE_API_TOKEN": TOKEN}
     server, base = serve(env, log=log)
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     found = Console(base, db, bucket, page, tmp_path)
     page.on("console", lambda m: found.errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: found.errors.append(str(e)))
     page.on("request", lambda r: found.requests.append(r.url))
     yield found
-    page.close()
+    context.close()
     server.terminate()
     server.wait(timeout=30)
     log.close()
@@ -257,6 +259,34 @@ def test_a_load_started_from_the_console_is_watched_until_it_succeeds(console: C
     console.check_clean()
 
 
+def test_a_running_load_shows_its_progress_and_its_row_updates_live(console: Console) -> None:
+    # a transaction holding the table keeps the load's first batch from committing:
+    # the load runs, its first pass done, at 0 of its expected rows, until it ends
+    with connect(console.db) as holder:
+        execute(holder, "BEGIN")
+        execute(holder, "LOCK TABLE hired_employees IN EXCLUSIVE MODE")
+        loading = InThread(lambda: load_employees(console))
+        running = "SELECT rows_expected > 0 FROM load_runs WHERE status = 'running'"
+        wait_until(
+            lambda: query(console.db, running) == [(True,)],
+            "the load running, its first pass done",
+        )
+        console.open("loads")
+        page = console.page
+        row = page.locator("#loads-table tbody tr[data-status=running]")
+        expect(row).to_have_count(1)
+        bar = row.locator("progress")
+        expect(bar).to_have_attribute("title", "0%")
+        console.screenshot("loads-running")
+        execute(holder, "COMMIT")
+    report = loading.result(timeout=120)
+    done = page.locator(f"#loads-table tbody tr[data-load-id='{report.load_id}']")
+    expect(done).to_have_attribute("data-status", "succeeded")  # no click: it was polled
+    expect(done.locator("progress")).to_have_count(0)
+    expect(done.locator("td").nth(5)).to_have_text("2,000")
+    console.check_clean()
+
+
 def test_without_the_token_the_console_says_what_it_would_unlock(console: Console) -> None:
     console.open("loads", token=False)
     page = console.page
@@ -269,6 +299,17 @@ def test_without_the_token_the_console_says_what_it_would_unlock(console: Consol
     expect(page.locator("#view-metrics .locked")).to_be_visible()
     asked = {u.removeprefix(console.base).split("?")[0] for u in console.requests}
     assert asked <= {"/console", "/console/console.css", "/console/console.js", "/", "/health-db"}
+
+    # typed once, the token is kept for this tab, across a reload; not for another tab
+    page.fill("#token", TOKEN)
+    page.click("#token-form button[type=submit]")
+    expect(page.locator("#view-metrics .locked")).to_be_hidden()
+    page.reload()
+    expect(page.locator("#token-state")).to_have_text("token kept for this tab")
+    other = page.context.new_page()
+    other.goto(f"{console.base}/console#loads")
+    expect(other.locator("#token-state")).to_have_text("no token: only the health line is shown")
+    other.close()
     console.check_clean()
 
 
