@@ -25,10 +25,13 @@ function el(tag, text, className) {
   return node;
 }
 
-function cell(value) {
+// a table cell; numbers to the right, counts (``grouped``) as 12,345, ids and years as they are
+function cell(value, grouped = false) {
   const numeric = typeof value === "number";
-  return el("td", numeric ? value.toLocaleString("en") : value ?? "", numeric ? "n" : undefined);
+  return el("td", numeric && grouped ? value.toLocaleString("en") : value ?? "", numeric ? "n" : undefined);
 }
+
+const count = (value) => cell(value, true);
 
 class ApiError extends Error {
   constructor(status, detail) {
@@ -153,8 +156,8 @@ function fillLoad(row, load) {
   if (!TERMINAL.has(load.status)) progress.append(progressBar(load));
   row.replaceChildren(
     id, cell(load.table), cell(load.source), status, progress,
-    cell(load.rows_read), cell(load.rows_inserted), cell(load.rows_updated),
-    cell(load.rows_unchanged), cell(load.rows_rejected), cell(load.seconds),
+    count(load.rows_read), count(load.rows_inserted), count(load.rows_updated),
+    count(load.rows_unchanged), count(load.rows_rejected), cell(load.seconds),
   );
 }
 
