@@ -167,7 +167,7 @@ def test_a_load_killed_at_any_point_commits_whole_batches_and_a_rerun_converges(
             blocker = blockers.enter_context(connect(refs, autocommit=False))
             execute(blocker, f"SELECT 1 FROM load_runs WHERE id = {load_id} FOR NO KEY UPDATE")
             wait_until(lambda: (backend(refs, pid) or ("", "", ""))[2].startswith(
-                "UPDATE load_runs"), "the load waits to say it is done")  # fmt: skip
+                "UPDATE load_runs r SET status"), "the load waits to say it is done")  # fmt: skip
         sessions = [pid, *writers(refs, load_id)]
         kill(process)
         # the server drops a dead client's statement, even one waiting for a lock

@@ -131,8 +131,14 @@ def start(
 
 
 def expect(conn: Connection, load_id: int, rows: int) -> None:
-    """Record how many rows a load expects to read (its progress, while it runs)."""
-    execute(conn, "UPDATE load_runs SET rows_expected = $1 WHERE id = $2", (rows, load_id))
+    """Record how many rows a load expects to read (its progress, while it runs): a
+    hint, so it never waits for the entry's row (someone holding it): it is left out."""
+    execute(
+        conn,
+        """UPDATE load_runs SET rows_expected = $1 WHERE id = (
+            SELECT id FROM load_runs WHERE id = $2 FOR NO KEY UPDATE SKIP LOCKED)""",
+        (rows, load_id),
+    )
 
 
 def queue(conn: Connection, table: str, source: str, batch_size: int) -> tuple[int, bool]:
