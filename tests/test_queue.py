@@ -208,3 +208,18 @@ def test_a_queued_load_whose_job_is_gone_is_failed_by_the_next_enqueue(refs: str
     assert again.load_id != load.load_id
     report = hrcore.get_load(load.load_id, database_url=refs)
     assert (report.status, report.error) == ("failed", "its job ended before a worker ran the load")
+
+
+def test_a_queued_load_of_an_unchanged_file_is_skipped_like_a_direct_one(
+    refs: str, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "hired_employees.csv", employee_rows(30))
+    first = hrcore.enqueue(path, database_url=refs)
+    run_queue(refs)
+    second = hrcore.enqueue(path, database_url=refs)
+    run_queue(refs)
+    again = hrcore.get_load(second.load_id, database_url=refs)
+    assert (again.status, again.same_as) == ("skipped", first.load_id)
+    # a direct load after a queued one skips too: the queued one recorded the file
+    direct = hrcore.load(path, database_url=refs)
+    assert (direct.status, direct.same_as) == ("skipped", first.load_id)

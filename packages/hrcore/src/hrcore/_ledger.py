@@ -198,11 +198,13 @@ def queued_load(conn: Connection, load_id: int) -> tuple[str, str, int]:
     return str(table), str(source), int(batch_size)
 
 
-def claim(conn: Connection, load_id: int, worker: str) -> str:
-    """Make a queued load this session's running attempt, and return the status it
-    had: ``queued``, or ``failed`` / ``cancelled`` when an earlier attempt stopped (it
-    is kept in ``load_attempts``; its batches and rejections are cleared, so that the
-    counts are this attempt's); or ``running`` on a session that is gone (its worker
+def claim(conn: Connection, load_id: int, worker: str, identity: str | None) -> str:
+    """Make a queued load this session's running attempt, of the file's content as it
+    is now (``identity``: what a later load of the same content is compared with), and
+    return the status it had: ``queued``, or ``failed`` / ``cancelled`` when an earlier
+    attempt stopped (it is kept in ``load_attempts``; its batches and rejections are
+    cleared, so that the counts are this attempt's); or ``running`` on a session that
+    is gone (its worker
     died: that attempt is closed ``failed`` and kept likewise). A load that runs on a
     live session, or is over, is left as it is (its status returned)."""
     execute(conn, "BEGIN")
@@ -237,9 +239,10 @@ def claim(conn: Connection, load_id: int, worker: str) -> str:
                 conn,
                 f"""UPDATE load_runs SET status = 'running', attempt = attempt + 1, worker = $2,
                        owner_pid = pg_backend_pid(), started_at = now(), finished_at = NULL,
-                       error = NULL, table_state = NULL, same_as = NULL, {zeros}
+                       error = NULL, table_state = NULL, same_as = NULL, object_identity = $3,
+                       {zeros}
                    WHERE id = $1""",
-                (load_id, worker),
+                (load_id, worker, identity),
             )
         execute(conn, "COMMIT")
     except BaseException:

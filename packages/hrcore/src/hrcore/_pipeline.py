@@ -306,7 +306,7 @@ def run(
             if queued is None:
                 load_id = _ledger.start(conn, spec.name, source, identity, batch_size)
             else:
-                was = _ledger.claim(conn, *queued)
+                was = _ledger.claim(conn, *queued, identity)
                 if was not in ("queued", "failed", "cancelled"):  # not this worker's to run
                     _locks.release_all(conn)
                     if was == "running":
