@@ -204,9 +204,9 @@ def claim(conn: Connection, load_id: int, worker: str, identity: str | None) -> 
     return the status it had: ``queued``, or ``failed`` / ``cancelled`` when an earlier
     attempt stopped (it is kept in ``load_attempts``; its batches and rejections are
     cleared, so that the counts are this attempt's); or ``running`` on a session that
-    is gone (its worker
-    died: that attempt is closed ``failed`` and kept likewise). A load that runs on a
-    live session, or is over, is left as it is (its status returned)."""
+    is gone (its worker died: that attempt is closed ``failed`` and kept likewise). A
+    load that runs on a live session, or is over, is left as it is (its status
+    returned)."""
     execute(conn, "BEGIN")
     try:
         found = execute(
