@@ -353,7 +353,15 @@ def test_metrics_and_rejections_as_charts_with_the_same_numbers(api: TestClient[
     assert svg_numbers(above, "rect", "data-value") == {i["department"]: i["hired"] for i in items}
     assert re.search(r'class="mean"[^>]*data-value="1.0"', above)  # 3 hires, 3 departments
 
+    # one URL, three bodies: caches are told that the answer depends on Accept
+    for accept in ("image/svg+xml", "text/csv", "application/json", "text/html, */*;q=0.8"):
+        answer = api.get("/metrics/hires-by-quarter?year=2021", headers={"accept": accept})
+        assert answer.headers["vary"] == "Accept"
+        wanted = accept if "html" not in accept else "application/json"
+        assert answer.headers["content-type"].startswith(wanted)
+
     load_id = api.get("/loads?limit=1").json()["items"][0]["load_id"]
+    assert api.get(f"/loads/{load_id}/rejections").headers["vary"] == "Accept"
     reasons = api.get(f"/loads/{load_id}/rejections", headers=svg).text
     assert svg_numbers(reasons, "rect", "data-value") == {"missing_field": 2, "unknown_job": 2}
     assert api.get("/loads/999/rejections", headers=svg).status_code == 404
@@ -369,6 +377,12 @@ def test_the_console_page_is_served_to_anyone_and_reads_need_the_token(refs: str
         script = c.get("/console/console.js")
         assert script.headers["content-type"].startswith("text/javascript")
         assert c.get("/console/console.css").status_code == 200
+        # its own files, no framing by others, no guessing of types
+        policy = page.headers["content-security-policy"]
+        assert "default-src 'none'" in policy
+        assert "script-src 'self'" in policy
+        assert "frame-ancestors 'none'" in policy
+        assert script.headers["x-content-type-options"] == "nosniff"
         assert c.get("/console/nothing.js").status_code == 404
         assert (
             c.get("/metrics/hires-by-quarter", headers={"accept": "image/svg+xml"}).status_code

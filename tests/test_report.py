@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import hrcore
+import pytest
 
 from tests.conftest import query
 from tests.test_queue import BIN
@@ -114,3 +115,24 @@ def test_hrcore_report_writes_the_page_and_refuses_bad_input_in_one_line(
     nowhere = report("--out", str(tmp_path / "missing" / "report.html"))
     assert (nowhere.returncode, nowhere.stderr.count("\n")) == (2, 1)
     assert "cannot write" in nowhere.stderr
+
+
+@pytest.mark.parametrize(
+    ("rejected", "ticks"),
+    [(1, ["0", "1"]), (3, ["0", "1", "2", "3"]), (73, ["0", "20", "40", "60", "80"]),
+     (1931, ["0", "500", "1,000", "1,500", "2,000"])],
+)  # fmt: skip
+def test_a_charts_axis_has_whole_ticks_up_to_just_above_its_highest_bar(
+    rejected: int, ticks: list[str]
+) -> None:
+    report = hrcore.LoadReport(
+        table="jobs", source="x", load_id=1, status="succeeded", rejections={"bad": rejected}
+    )
+    chart = hrcore.rejections_chart(report)
+    labels = re.findall(
+        r'<text x="[0-9.]+" y="[0-9.]+" text-anchor="end"[^>]*>([^<]*)</text>', chart
+    )
+    assert labels == ticks
+    bar = re.search(r'class="bar"[^>]*height="([0-9.]+)"', chart)
+    assert bar is not None
+    assert float(bar[1]) == pytest.approx(220 * rejected / int(ticks[-1].replace(",", "")))

@@ -4,18 +4,29 @@ them can be read offline or in a mail. Every bar carries its exact number (a
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948")
 _BAR, _GAP, _HEIGHT, _LEFT, _BOTTOM, _TOP = 28, 14, 220, 48, 120, 24
 
 
+def axis(highest: float) -> tuple[int, int]:
+    """The top of a y axis holding ``highest``, and its step: 1, 2 or 5 times a power
+    of ten, about 4 steps, so that every tick is a whole number."""
+    rough = max(highest / 4, 1.0)
+    power = 10 ** math.floor(math.log10(rough))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
+    return step * max(math.ceil(highest / step), 1), step
+
+
 def _frame(width: int, body: list[str], top: float, label: str) -> str:
-    """An SVG with a y axis from 0 to ``top`` (4 ticks) around ``body``."""
+    """An SVG with a y axis from 0 to ``top`` (from :func:`axis`) around ``body``."""
     ticks = []
-    for i in range(5):
-        value = top * i / 4
-        y = _TOP + _HEIGHT - _HEIGHT * i / 4
+    steps = round(top / axis(top)[1])
+    for i in range(steps + 1):
+        value = top * i / steps
+        y = _TOP + _HEIGHT - _HEIGHT * i / steps
         ticks.append(
             f'<line x1="{_LEFT}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
             f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">'
@@ -45,7 +56,7 @@ def _category_label(x: float, text: str) -> str:
 def stacked_bars(categories: list[str], series: dict[str, list[int]], label: str) -> str:
     """One bar per category, stacked by series (``series[name][i]`` for category i)."""
     totals = [sum(values[i] for values in series.values()) for i in range(len(categories))]
-    top = float(max(totals, default=0)) or 1.0
+    top = axis(max(totals, default=0))[0]
     width = _width(categories)
     body: list[str] = []
     for i, category in enumerate(categories):
@@ -91,7 +102,7 @@ def _width(categories: list[str]) -> int:
 
 def bars(categories: list[str], values: list[int], label: str) -> str:
     """One bar per category."""
-    top = float(max(values, default=0)) or 1.0
+    top = axis(max(values, default=0))[0]
     width = _width(categories)
     return _frame(width, _bars(categories, values, top, width), top, label)
 
@@ -100,7 +111,7 @@ def bars_with_line(
     categories: list[str], values: list[int], line: float, line_label: str, label: str
 ) -> str:
     """One bar per category, and a horizontal line at ``line`` (a mean, say)."""
-    top = float(max([*values, line], default=0)) or 1.0
+    top = axis(max([*values, line], default=0))[0]
     width = _width(categories)
     body = _bars(categories, values, top, width)
     y = _TOP + _HEIGHT - _scale(line, top)

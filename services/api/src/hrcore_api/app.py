@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import hrcore
 from litestar import Litestar, Response, route
@@ -22,6 +23,20 @@ from hrcore_api.types import TABLE_PATHS
 
 log = logging.getLogger("hrcore_api")
 CONSOLE = Path(__file__).parent / "console"  # the console's page, script and style
+# the console loads nothing but its own files and talks to nothing but this API; its
+# charts are inline SVG; no other site may frame it
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def _console_headers(response: Response[Any]) -> Response[Any]:
+    response.headers.update(CONSOLE_HEADERS)
+    return response
 
 
 def options_handlers(handlers: list[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
@@ -87,7 +102,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     # the page itself is public: it asks for the token before it reads anything else
     console = create_static_files_router(
-        "/console", directories=[CONSOLE], html_mode=True, name="console", opt=PUBLIC
+        "/console",
+        directories=[CONSOLE],
+        html_mode=True,
+        name="console",
+        opt=PUBLIC,
+        after_request=_console_headers,
     )
     return Litestar(
         route_handlers=[*handlers, console],

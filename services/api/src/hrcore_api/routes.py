@@ -201,15 +201,15 @@ def service_routes(
     def rejections(
         request: Request[Any, Any, Any], load_id: Id, limit: Limit = 100, after: AfterLine = 0
     ) -> Any:
-        if _wants_chart(request):  # all of the load's rejected rows, counted by reason
-            return _svg(hrcore.rejections_chart(hrcore.get_load(load_id, pool=reads)))
+        if _media(request, SVG) == SVG:  # all of the load's rejected rows, counted by reason
+            return _varied(hrcore.rejections_chart(hrcore.get_load(load_id, pool=reads)), SVG)
         found = hrcore.list_rejections(load_id, limit=limit, after_line=after, pool=reads)
         more = (
             f"/loads/{load_id}/rejections?limit={limit}&after={found[-1].line_number}"
             if len(found) == limit
             else None
         )
-        return Page(items=found, next=more)
+        return _varied(Page(items=found, next=more))
 
     @post(
         "/backups/{table:str}",
@@ -262,25 +262,28 @@ def _table(path: str) -> str:
     return hrcore.get_table(TABLE_PATHS.get(path, path)).name
 
 
-SVG = "image/svg+xml"
+JSON, CSV, SVG = "application/json", "text/csv", "image/svg+xml"
 
 
-def _wants_chart(request: Request[Any, Any, Any]) -> bool:
-    return SVG in request.headers.get("accept", "")
+def _media(request: Request[Any, Any, Any], *other: str) -> str:
+    """Of JSON (the default) and ``other``, the one the request's Accept prefers."""
+    return request.accept.best_match([JSON, *other], default=JSON)
 
 
-def _svg(chart: str) -> Response[str]:
-    return Response(chart, media_type=SVG)
+def _varied(content: Any, media: str = JSON) -> Response[Any]:
+    """An answer whose body depends on the request's Accept, as caches are told."""
+    return Response(content, media_type=media, headers={"Vary": "Accept"})
 
 
 def _frame_response(request: Request[Any, Any, Any], frame: Any, chart: Callable[[], str]) -> Any:
     """The frame as JSON items; as CSV for ``Accept: text/csv``; as its chart (SVG, the
     same numbers) for ``Accept: image/svg+xml``."""
-    if "text/csv" in request.headers.get("accept", ""):
-        return Response(frame.write_csv(), media_type="text/csv")
-    if _wants_chart(request):
-        return _svg(chart())
-    return Items(items=frame.to_dicts())
+    media = _media(request, CSV, SVG)
+    if media == CSV:
+        return _varied(frame.write_csv(), CSV)
+    if media == SVG:
+        return _varied(chart(), SVG)
+    return _varied(Items(items=frame.to_dicts()))
 
 
 def _json(content: Any) -> Response[Any]:

@@ -14,7 +14,16 @@ const WAIT_MS = 30000; // the longest any request may take before the page gives
 const POLL_MS = 1000; // how often running loads are asked for their counts
 const VIEWS = ["loads", "metrics", "data", "actions"];
 
-const state = { tokenRequired: false, loadsNext: null, dataNext: null, rejectionsNext: null, watching: null };
+const state = {
+  tokenRequired: false,
+  loadsNext: null, // the next page of the ledger, of a table's rows, of a load's rejected rows
+  dataNext: null,
+  dataPages: [], // the pages of the table shown so far, for "Previous page"
+  rejectionsNext: null,
+  shown: null, // the load whose detail is shown: {id, status, rejected}
+  watching: null, // the load started from the actions view
+  rowsFile: null, // the file chosen for "Add rows": its bytes, sent as they are, and its text
+};
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -77,6 +86,7 @@ function say(text) {
 function failed(error) {
   if (error instanceof ApiError && error.status === 401) {
     say("The API refused the token (401): type the right one above.");
+    $("#token-state").textContent = "the API refused this token";
   } else if (error instanceof ApiError) {
     say(`The API answered ${error.message}`);
   } else {
@@ -86,6 +96,16 @@ function failed(error) {
 
 // every handler goes through here: an error is shown on the page, never thrown
 const guarded = (work) => (...args) => work(...args).catch(failed);
+
+// a button's work, the button disabled until it is done: a second click cannot race it
+const busy = (button, work) => guarded(async (...args) => {
+  button.disabled = true;
+  try {
+    await work(...args);
+  } finally {
+    button.disabled = false;
+  }
+});
 
 // ---- views
 
@@ -103,18 +123,31 @@ function route() {
       "and starting loads.";
   if (!canRead()) return;
   say("");
-  const render = { loads: () => showLoads(arg), metrics: showMetrics, data: () => showData(true), actions: showActions };
+  const render = { loads: () => openLoads(arg), metrics: showMetrics, data: () => showData(true), actions: showActions };
   guarded(render[view])();
 }
 
 // ---- loads
 
-async function showLoads(selected) {
+// the ledger is fetched again when the view is opened (#loads) or refreshed; a load's
+// link (#loads/7) only shows that load, so the pages of older loads stay
+async function openLoads(selected) {
+  if (!selected) {
+    $("#load-detail").hidden = true;
+    state.shown = null;
+    await showLoads();
+    return;
+  }
+  if (!$("#loads-table tbody").dataset.loaded) await showLoads();
+  await showLoad(Number(selected));
+}
+
+async function showLoads() {
   state.loadsNext = "/loads?limit=25";
   $("#loads-table tbody").replaceChildren();
   await moreLoads();
-  if (selected) await showLoad(Number(selected));
-  else $("#load-detail").hidden = true;
+  $("#loads-table tbody").dataset.loaded = "yes";
+  if (state.shown) await showLoad(state.shown.id);
 }
 
 async function moreLoads() {
@@ -149,6 +182,9 @@ function fillLoad(row, load) {
   row.dataset.status = load.status;
   const link = el("a", load.load_id);
   link.href = `#loads/${load.load_id}`;
+  link.addEventListener("click", () => {
+    if (location.hash === link.hash) guarded(showLoad)(load.load_id); // no hashchange: show it again
+  });
   const id = el("td");
   id.append(link);
   const status = el("td", load.status, `status-${load.status}`);
@@ -178,14 +214,18 @@ async function showLoad(loadId) {
   }
   $("#load-detail").hidden = false;
   $("#load-detail").dataset.loadId = loadId;
+  state.shown = { id: loadId, status: load.status, rejected: load.rows_rejected };
   $("#load-title").textContent = `Load ${load.load_id}: ${load.table} from ${load.source}`;
   $("#load-summary").textContent = describe(load);
   const chart = $("#rejections-chart");
   chart.replaceChildren();
   if (load.rows_rejected) chart.innerHTML = await svg(`/loads/${loadId}/rejections`); // SVG the library made, its text escaped
   else chart.textContent = "No row of this load was rejected.";
+  // a skipped load's rejected rows are those of the load whose work it would repeat
+  const owner = load.same_as ?? loadId;
+  $("#rejections-note").textContent = load.rows_rejected && load.same_as ? `The rejected rows of load ${owner}, whose work this load would repeat:` : "";
   $("#rejections-table tbody").replaceChildren();
-  state.rejectionsNext = load.rows_rejected ? `/loads/${loadId}/rejections?limit=50` : null;
+  state.rejectionsNext = load.rows_rejected ? `/loads/${owner}/rejections?limit=50` : null;
   if (state.rejectionsNext) await moreRejections();
   $("#rejections-more").hidden = !state.rejectionsNext;
 }
@@ -205,10 +245,13 @@ async function moreRejections() {
 async function poll() {
   if (!canRead()) return;
   const rows = [...document.querySelectorAll("#loads-table tbody tr")].filter((r) => !TERMINAL.has(r.dataset.status));
-  for (const row of rows) {
-    const load = await json(`/loads/${row.dataset.loadId}`);
-    fillLoad(row, load);
-    if ($("#load-detail").dataset.loadId === row.dataset.loadId) $("#load-summary").textContent = describe(load);
+  for (const row of rows) fillLoad(row, await json(`/loads/${row.dataset.loadId}`));
+  const shown = state.shown;
+  if (shown && !TERMINAL.has(shown.status) && !$("#load-detail").hidden) {
+    const load = await json(`/loads/${shown.id}`);
+    $("#load-summary").textContent = describe(load);
+    // new rejected rows, or the end: the chart and the rows are fetched again
+    if (load.status !== shown.status || load.rows_rejected !== shown.rejected) await showLoad(shown.id);
   }
   if (state.watching !== null) await watch(state.watching);
 }
@@ -255,14 +298,25 @@ async function showMetrics() {
 
 // ---- data
 
+// keyset pages: "next" is the API's link; "previous" goes back through the pages seen
 async function showData(first) {
-  const table = $("#data-table").value;
-  if (first) state.dataNext = `/${table}?limit=50`;
-  const page = await json(state.dataNext);
+  if (first) state.dataPages = [`/${$("#data-table").value}?limit=50`];
+  else state.dataPages.push(state.dataNext);
+  await dataPage();
+}
+
+async function previousData() {
+  state.dataPages.pop();
+  await dataPage();
+}
+
+async function dataPage() {
+  const page = await json(state.dataPages[state.dataPages.length - 1]);
   const columns = page.items.length ? Object.keys(page.items[0]) : [];
   fillTable($("#data-rows"), page.items, columns);
   state.dataNext = page.next;
   $("#data-next").hidden = !page.next;
+  $("#data-previous").hidden = state.dataPages.length < 2;
 }
 
 async function lookUp() {
@@ -294,11 +348,24 @@ async function showActions() {
   );
 }
 
-async function sendRows(event) {
-  event.preventDefault();
+async function chooseFile() {
+  const file = $("#rows-file").files[0];
+  if (!file) return;
+  const bytes = await file.arrayBuffer();
+  // shown as UTF-8 (a byte that is not becomes \uFFFD), but sent as the file's own bytes,
+  // unless edited: so a line that is not UTF-8 is rejected as such, as in a file load
+  const text = new TextDecoder("utf-8").decode(bytes);
+  state.rowsFile = { bytes, text };
+  $("#rows-csv").value = text;
+}
+
+async function sendRows() {
   const table = $("#rows-table").value;
   const text = $("#rows-csv").value;
-  const report = await json(`/${table}`, { method: "POST", headers: { "Content-Type": "text/csv" }, body: text });
+  const body = state.rowsFile && state.rowsFile.text === text ? state.rowsFile.bytes : text;
+  $("#rows-summary").textContent = "";
+  $("#rows-outcome tbody").replaceChildren();
+  const report = await json(`/${table}`, { method: "POST", headers: { "Content-Type": "text/csv" }, body });
   $("#rows-summary").textContent =
     `Load ${report.load_id}: ${report.received} rows received, ${report.inserted} inserted, ` +
     `${report.updated} updated, ${report.unchanged} unchanged, ${report.rejected.length} rejected.`;
@@ -314,8 +381,7 @@ async function sendRows(event) {
   );
 }
 
-async function startLoad(event) {
-  event.preventDefault();
+async function startLoad() {
   const table = $("#file-table").value;
   const key = $("#file-key").value.trim();
   const queued = await json(`/${table}/batch`, {
@@ -350,6 +416,11 @@ async function start() {
 window.addEventListener("DOMContentLoaded", () => {
   $("#token-form").addEventListener("submit", (event) => {
     event.preventDefault();
+    // a bearer token is visible ASCII (RFC 6750); anything else cannot go in a header
+    if (!/^[\x21-\x7e]+$/.test($("#token").value)) {
+      say("A token is made of visible ASCII characters (letters, digits, - . _ ~ + / =).");
+      return;
+    }
     sessionStorage.setItem(TOKEN_KEY, $("#token").value);
     $("#token").value = "";
     showTokenState();
@@ -361,21 +432,23 @@ window.addEventListener("DOMContentLoaded", () => {
     route();
   });
   window.addEventListener("hashchange", route);
-  $("#loads-refresh").addEventListener("click", guarded(() => showLoads()));
-  $("#loads-older").addEventListener("click", guarded(moreLoads));
-  $("#rejections-more").addEventListener("click", guarded(moreRejections));
-  $("#metrics-form").addEventListener("submit", (event) => { event.preventDefault(); guarded(showMetrics)(); });
-  $("#data-form").addEventListener("submit", (event) => { event.preventDefault(); guarded(showData)(true); });
+  const submit = (form, work) => {
+    const run = busy(form.querySelector("button[type=submit]"), work);
+    form.addEventListener("submit", (event) => { event.preventDefault(); run(); });
+  };
+  $("#loads-refresh").addEventListener("click", busy($("#loads-refresh"), showLoads));
+  $("#loads-older").addEventListener("click", busy($("#loads-older"), moreLoads));
+  $("#rejections-more").addEventListener("click", busy($("#rejections-more"), moreRejections));
+  submit($("#metrics-form"), showMetrics);
+  submit($("#data-form"), () => showData(true));
   $("#data-table").addEventListener("change", guarded(() => showData(true)));
-  $("#data-next").addEventListener("click", guarded(() => showData(false)));
-  $("#lookup").addEventListener("click", guarded(lookUp));
+  $("#data-next").addEventListener("click", busy($("#data-next"), () => showData(false)));
+  $("#data-previous").addEventListener("click", busy($("#data-previous"), previousData));
+  $("#lookup").addEventListener("click", busy($("#lookup"), lookUp));
   $("#rows-table").addEventListener("change", () => { $("#rows-hint").textContent = `Fields, in order: ${FIELDS[$("#rows-table").value]}`; });
-  $("#rows-file").addEventListener("change", guarded(async () => {
-    const file = $("#rows-file").files[0];
-    if (file) $("#rows-csv").value = await file.text();
-  }));
-  $("#rows-form").addEventListener("submit", guarded(sendRows));
-  $("#file-form").addEventListener("submit", guarded(startLoad));
+  $("#rows-file").addEventListener("change", guarded(chooseFile));
+  submit($("#rows-form"), sendRows);
+  submit($("#file-form"), startLoad);
   guarded(start)();
   // one poll at a time: the next is planned when this one is over
   const tick = () => guarded(poll)().finally(() => setTimeout(tick, POLL_MS));
