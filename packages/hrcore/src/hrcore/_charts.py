@@ -20,12 +20,13 @@ def axis(highest: float) -> tuple[int, int]:
     return step * max(math.ceil(highest / step), 1), step
 
 
-def _frame(width: int, body: list[str], top: float, label: str) -> str:
-    """An SVG with a y axis from 0 to ``top`` (from :func:`axis`) around ``body``."""
+def _frame(width: int, body: list[str], top: int, step: int, label: str) -> str:
+    """An SVG with a y axis from 0 to ``top`` by ``step`` (from :func:`axis`) around
+    ``body``."""
     ticks = []
-    steps = round(top / axis(top)[1])
+    steps = top // step
     for i in range(steps + 1):
-        value = top * i / steps
+        value = step * i
         y = _TOP + _HEIGHT - _HEIGHT * i / steps
         ticks.append(
             f'<line x1="{_LEFT}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
@@ -56,7 +57,7 @@ def _category_label(x: float, text: str) -> str:
 def stacked_bars(categories: list[str], series: dict[str, list[int]], label: str) -> str:
     """One bar per category, stacked by series (``series[name][i]`` for category i)."""
     totals = [sum(values[i] for values in series.values()) for i in range(len(categories))]
-    top = axis(max(totals, default=0))[0]
+    top, step = axis(max(totals, default=0))
     width = _width(categories)
     body: list[str] = []
     for i, category in enumerate(categories):
@@ -79,10 +80,10 @@ def stacked_bars(categories: list[str], series: dict[str, list[int]], label: str
             f'<rect x="{legend_x}" y="{y}" width="12" height="12" fill="{color}"/>'
             f'<text x="{legend_x + 18}" y="{y + 10}" font-size="12">{escape(name)}</text>'
         )
-    return _frame(width, body, top, label)
+    return _frame(width, body, top, step, label)
 
 
-def _bars(categories: list[str], values: list[int], top: float, width: int) -> list[str]:
+def _bars(categories: list[str], values: list[int], top: float) -> list[str]:
     body: list[str] = []
     for i, (category, value) in enumerate(zip(categories, values, strict=True)):
         x = _LEFT + _GAP + i * (_BAR + _GAP)
@@ -102,18 +103,18 @@ def _width(categories: list[str]) -> int:
 
 def bars(categories: list[str], values: list[int], label: str) -> str:
     """One bar per category."""
-    top = axis(max(values, default=0))[0]
+    top, step = axis(max(values, default=0))
     width = _width(categories)
-    return _frame(width, _bars(categories, values, top, width), top, label)
+    return _frame(width, _bars(categories, values, top), top, step, label)
 
 
 def bars_with_line(
     categories: list[str], values: list[int], line: float, line_label: str, label: str
 ) -> str:
     """One bar per category, and a horizontal line at ``line`` (a mean, say)."""
-    top = axis(max([*values, line], default=0))[0]
+    top, step = axis(max([*values, line], default=0))
     width = _width(categories)
-    body = _bars(categories, values, top, width)
+    body = _bars(categories, values, top)
     y = _TOP + _HEIGHT - _scale(line, top)
     body.append(
         f'<line class="mean" x1="{_LEFT}" x2="{width - 90}" y1="{y:.2f}" y2="{y:.2f}" '
@@ -122,4 +123,4 @@ def bars_with_line(
         f'<text x="{width - 86}" y="{y + 4:.2f}" font-size="12" fill="{PALETTE[3]}">'
         f"{escape(line_label)} {line:,.1f}</text>"
     )
-    return _frame(width, body, top, label)
+    return _frame(width, body, top, step, label)

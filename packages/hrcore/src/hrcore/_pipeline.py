@@ -185,7 +185,6 @@ def load_found(
     cancel: threading.Event | None = None,
     verify: bool = False,
     queued: tuple[int, str] | None = None,
-    outcomes: dict[int, str] | None = None,
 ) -> LoadReport:
     """:func:`load` of a file already found; ``queued``: the id of a queued load to run
     (see ``_queue``) and the worker that runs it."""
