@@ -143,7 +143,8 @@ SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|COPY|FROM|WHERE|ORDER BY
             "ALTER TABLE hired_employees RENAME COLUMN name TO full_name",
             [
                 ("GET", "/employees", {}),
-                ("POST", "/employees", {"json": {"rows": [employee(1, department_id=1)]}}),
+                # a valid row: a rejected one would never reach the table
+                ("POST", "/employees", {"json": {"rows": [employee(1, job_id=1)]}}),
                 ("POST", "/backups/employees", {}),
             ],
         ),

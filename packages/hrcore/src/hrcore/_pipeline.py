@@ -47,7 +47,7 @@ from hrcore._stage import (
     session_stage_table,
     stage_table,
 )
-from hrcore._write import WRITERS, Tally, Target, Writers, write_here
+from hrcore._write import WRITERS, Tally, Target, Writers, write_request
 
 MIN_BATCH_SIZE, MAX_BATCH_SIZE = 1, 1000
 MAX_WRITERS = 16
@@ -369,13 +369,11 @@ class Loading:
     progress: ProgressCallback | None
 
     def request(self, conn: Connection, target: Target, tally: Tally) -> None:
-        """A request's rows: staged in one ``COPY``, then written on this connection."""
+        """A request's rows (one batch): validated, then written on this connection."""
         with self.read() as rows:
             stager = Stager(self.spec, rows, self.refs, self.batch_size, self.progress)
-            for table, _ in stager.chunks():
-                _stage.copy_in(conn, target.stage, table)
-        _stage.mark_duplicates(conn, target.stage)
-        write_here(conn, target, range(stager.batches), tally, self.progress)
+            (chunk,) = stager.split_chunks()
+        write_request(conn, target, chunk, tally, self.progress)
 
     def file(
         self,

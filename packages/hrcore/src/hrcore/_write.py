@@ -17,13 +17,22 @@ import threading
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import adbc_driver_postgresql.dbapi as adbc
+import pyarrow.compute as pc
 
 from hrcore import _stage
 from hrcore._changes import BUMPS_PER_BATCH
-from hrcore._db import Connection, connect, database_error, execute, ingest, run_script
+from hrcore._db import (
+    Connection,
+    connect,
+    database_error,
+    execute,
+    ingest,
+    run_script,
+    small_query,
+)
 from hrcore._errors import DatabaseError
 from hrcore._ledger import COUNTS
 from hrcore._specs import TableSpec
@@ -311,10 +320,58 @@ def write_here(
     tally: Tally,
     progress: ProgressCallback | None,
 ) -> None:
-    """Commit batches on this connection, in this thread (a request's one batch)."""
+    """Commit staged batches on this connection, in this thread."""
     reporting = threading.Lock()
     for batch in batches:
         _write_one(conn, target, batch, tally, progress, reporting)
+
+
+def write_request(
+    conn: Connection, target: Target, chunk: Chunk, tally: Tally, progress: ProgressCallback | None
+) -> None:
+    """A request's rows (one chunk of one batch), on this connection, in this thread.
+
+    Its rejected rows are staged. When its valid rows' ids are distinct and none of
+    them is in the table (a request of new rows, the usual kind), the batch is copied
+    straight in (:func:`copy_batch`): no staging of valid rows, no upsert. Otherwise,
+    or should one of those ids be written meanwhile, its valid rows are staged too,
+    repeated ids marked, and the batch statement upserts them.
+    """
+    (batch,) = chunk.batches
+    reporting = threading.Lock()
+    if chunk.staged.num_rows:
+        _stage.copy_in(conn, target.stage, chunk.staged)
+    if _all_new(conn, target, batch):
+        counts = copy_batch(conn, target, batch)
+        if counts is not None:
+            if target.outcomes is not None:
+                lines = cast(list[int], batch.rows.column("line").to_pylist())
+                target.outcomes.update(dict.fromkeys(lines, "inserted"))
+            bumps = 1 if batch.rows.num_rows else 0  # a COPY fires the INSERT triggers only
+            _report(counts, bumps, target, tally, progress, reporting)
+            return
+    if batch.rows.num_rows:
+        _stage.copy_in(conn, target.stage, batch.rows)
+        _stage.mark_duplicates(conn, target.stage)
+    _write_one(conn, target, batch.number, tally, progress, reporting)
+
+
+def _all_new(conn: Connection, target: Target, batch: Batch) -> bool:
+    """Whether the batch's valid rows have distinct ids and the table holds no id
+    between their least and greatest: one index probe (none into a table that was
+    empty when the load began). New ids among stored ones take the upsert instead."""
+    ids = batch.rows.column(target.spec.key)
+    if pc.count_distinct(ids).as_py() < len(ids):
+        return False
+    if not len(ids) or not target.probe:
+        return True
+    low, high = pc.min_max(ids).values()
+    found = small_query(
+        conn,
+        f"SELECT EXISTS (SELECT FROM {target.spec.name} "
+        f"WHERE {target.spec.key} BETWEEN {int(low.as_py()):d} AND {int(high.as_py()):d})",
+    )
+    return found is not None and not found[0]
 
 
 class Writers:
