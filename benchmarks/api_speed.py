@@ -37,6 +37,8 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
+from measure import _tree, cpu_of, postmaster_of
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 4
 PAGE = 100
@@ -241,12 +243,15 @@ def main() -> None:
     servers.append(("baseline (FastAPI + SQLModel, row by row)", 1, baseline,
                     args.baseline_batches))  # fmt: skip
 
-    rows, alone_rows, next_id = [], [], 1
+    postmaster = postmaster_of(url)
+    rows, alone_rows, cpu_rows, next_id = [], [], [], 1
     for name, workers, command, batches in servers:
         port = free_port()
         server = serve([*command, "--port", str(port)], env, port, "/health-db")
         try:
+            meter = Meter(postmaster, server.pid)
             posted = ingest(port, batches, next_id)
+            cpu_rows.append(meter.per_request(f"{name} | {workers}", CLIENTS * batches))
             stored = (next_id, next_id + CLIENTS * batches * 1000 - PAGE)
             next_id += CLIENTS * batches * 1000
             read = pages(port, args.gets, stored)
@@ -263,7 +268,9 @@ def main() -> None:
             f"| {posted.pct(99):.0f} | {read.per_second:,.0f} | {read.pct(99):.1f} "
             f"| {floor.per_second:,.0f} |"
         )
+    meter = Meter(postmaster, os.getpid())
     alone = postgres_alone(url, args.batches, next_id)
+    cpu_rows.append(meter.per_request("PostgreSQL alone | -", CLIENTS * args.batches))
     next_id += CLIENTS * args.batches * 1000
     alone_rows.append(
         _one_client_row("PostgreSQL alone", postgres_alone(url, args.batches, next_id, clients=1))
@@ -283,6 +290,42 @@ def main() -> None:
     print("| service | rows/s | p50 (ms) | p99 (ms) |")
     print("|---|---:|---:|---:|")
     print("\n".join(alone_rows))
+    print(
+        "\nCPU per 1000-row POST (or statement) in the 4-client ingest, from /proc: the "
+        "service's processes, and PostgreSQL's (the postmaster's tree)"
+    )
+    print(
+        "| service | workers | service CPU (ms) | PostgreSQL CPU (ms) "
+        "| rows/s per core of the service | rows/s per core of PostgreSQL |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    print("\n".join(cpu_rows))
+
+
+class Meter:
+    """CPU seconds of PostgreSQL (the postmaster's tree) and of a service's process tree
+    (``service``: the server's pid; for PostgreSQL alone, this process), from a start."""
+
+    def __init__(self, postmaster: int, service: int) -> None:
+        self.postmaster, self.service = postmaster, service
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float]:
+        return (
+            cpu_of(_tree(self.service), reaped=True),
+            cpu_of(_tree(self.postmaster), reaped=True),
+        )
+
+    def per_request(self, name: str, requests: int) -> str:
+        """A table row: each side's CPU per request since the start, and the rows/s one
+        core of each could take at that cost."""
+        service, database = (
+            (after - before) / requests * 1000
+            for after, before in zip(self._read(), self.start, strict=True)
+        )
+        own = f"{service:.1f} | " if not name.startswith("PostgreSQL") else "- | "
+        per_core = f"{1000 / service * 1000:,.0f} | " if own != "- | " else "- | "
+        return f"| {name} | {own}{database:.1f} | {per_core}{1000 / database * 1000:,.0f} |"
 
 
 def _one_client_row(name: str, rate: Rate) -> str:

@@ -51,7 +51,7 @@ from typing import IO, Any
 import hrcore
 from hrcore._db import connect, execute, scalar
 from load_speed import EMPLOYEES_DDL, HRCORE, Bench, sample
-from measure import _tree, fresh_database
+from measure import _tree, cpu_of, fresh_database, postmaster_of
 
 DATABASE = "hrcore_capacity"
 TABLE = "hired_employees"
@@ -63,7 +63,6 @@ POLL = 0.2  # seconds between get_load polls of a queued load
 WAIT_LOAD = 1800.0  # seconds a queued load may take before the benchmark gives up
 WAIT_WORKERS = 60.0  # seconds for the worker processes to register
 FINAL = ("succeeded", "failed", "cancelled", "skipped")
-TICK = os.sysconf("SC_CLK_TCK")
 CASES = {
     "file": "1 file, hrcore.load, writers",
     "parts": f"{PARTS} parts, hrcore.load, writer threads",
@@ -87,36 +86,6 @@ class Case:
     @property
     def name(self) -> str:
         return f"{CASES[self.kind]} {self.n}" if self.n else CASES[self.kind]
-
-
-def stat(pid: int) -> list[str]:
-    """/proc/PID/stat from field 3 (state) on: field k is at index k - 3."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text.rsplit(")", 1)[1].split()
-
-
-def cpu_of(pids: list[int], *, reaped: bool = False) -> float:
-    """CPU seconds (utime + stime; with ``reaped``, + cutime + cstime) of live ``pids``."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = stat(pid)
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # it ended between the listing and the read
-        ticks += sum(int(fields[k - 3]) for k in ((14, 15, 16, 17) if reaped else (14, 15)))
-    return ticks / TICK
-
-
-def postmaster_of(url: str) -> int:
-    """The pid of the server's postmaster: the parent of a backend of ours."""
-    with connect(url) as conn:  # read while the backend lives
-        backend = int(scalar(conn, "SELECT pg_backend_pid()"))
-        try:
-            return int(stat(backend)[4 - 3])
-        except FileNotFoundError:
-            raise SystemExit(
-                f"backend {backend} is not on this machine: the server must be local"
-            ) from None
 
 
 @dataclass

@@ -3,6 +3,7 @@ peak memory; or a call, as a median), a fresh database, generated employees."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import tempfile
@@ -14,6 +15,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 T = TypeVar("T")
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -46,6 +48,38 @@ def _tree(pid: int) -> list[int]:
         except (FileNotFoundError, ProcessLookupError):
             pass
     return found
+
+
+def stat(pid: int) -> list[str]:
+    """/proc/PID/stat from field 3 (state) on: field k is at index k - 3."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text.rsplit(")", 1)[1].split()
+
+
+def cpu_of(pids: list[int], *, reaped: bool = False) -> float:
+    """CPU seconds (utime + stime; with ``reaped``, + cutime + cstime) of live ``pids``."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = stat(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended between the listing and the read
+        ticks += sum(int(fields[k - 3]) for k in ((14, 15, 16, 17) if reaped else (14, 15)))
+    return ticks / TICK
+
+
+def postmaster_of(url: str) -> int:
+    """The pid of the server's postmaster: the parent of a backend of ours."""
+    from hrcore._db import connect, scalar
+
+    with connect(url) as conn:  # read while the backend lives
+        backend = int(scalar(conn, "SELECT pg_backend_pid()"))
+        try:
+            return int(stat(backend)[4 - 3])
+        except FileNotFoundError:
+            raise SystemExit(
+                f"backend {backend} is not on this machine: the server must be local"
+            ) from None
 
 
 def timed(

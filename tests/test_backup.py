@@ -17,7 +17,7 @@ import hrcore
 import pytest
 from hrcore._db import connect, execute
 
-from tests.conftest import query, wait_until, write
+from tests.conftest import InThread, query, wait_until, write
 from tests.test_load import Paused, waiting_on_an_advisory_lock
 
 EMPLOYEES = (
@@ -340,6 +340,33 @@ def test_a_load_waits_for_a_running_restore_and_applies_over_it(
         "Changed",
         "Zoë",
     ]
+
+
+def test_a_load_during_a_restore_of_a_table_it_references_waits_a_bounded_time_and_names_it(
+    loaded: str, tmp_path: Path
+) -> None:
+    saved = hrcore.backup("jobs", to=tmp_path, database_url=loaded)
+    path = write(tmp_path, "hired_employees.csv", "2,Changed,2021-01-01T05:00:00Z,2,1\n")
+    with connect(loaded, autocommit=False) as blocker:  # holds the restore at its table lock
+        execute(blocker, "LOCK TABLE jobs IN ROW EXCLUSIVE MODE")
+        restoring = InThread(lambda: hrcore.restore("jobs", from_=saved.uri, database_url=loaded))
+        wait_until(
+            lambda: (
+                query(
+                    loaded,
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'LOCK TABLE jobs%'",
+                )
+                == [(1,)]
+            ),
+            "the restore waits for its table",
+        )
+        with pytest.raises(hrcore.BusyError, match=r"^jobs is being restored; it was not free"):
+            hrcore.load(path, database_url=loaded, lock_timeout=0.2)
+        blocker.rollback()
+    restoring.result()
+
+    assert hrcore.load(path, database_url=loaded).rows_updated == 1
 
 
 def before_rows(uri: str) -> list[tuple[Any, ...]]:

@@ -18,25 +18,37 @@ from hrcore._specs import TableSpec, get_table
 _LOCK_NOT_AVAILABLE = "55P03"
 
 
-def _acquire(conn: Connection, key: str, *, shared: bool, timeout: float) -> bool:
-    """Take the advisory lock named ``key``, waiting at most ``timeout`` seconds.
+def _acquire(conn: Connection, *keys: str, shared: bool, timeout: float) -> bool:
+    """Take the advisory locks named ``keys``, in order, waiting at most ``timeout``
+    seconds for each; False if one was not free in time (then none is held).
 
     One statement: its own ``lock_timeout`` is set for it alone (``set_config`` with
-    ``is_local``: an autocommit statement is its own transaction), before the lock
-    is asked for, in the order PostgreSQL evaluates a select list.
+    ``is_local``: an autocommit statement is its own transaction), before the locks
+    are asked for, in the order PostgreSQL evaluates a select list.
     """
     function = "pg_advisory_lock_shared" if shared else "pg_advisory_lock"
+    locks = ", ".join(f"{function}(hashtextextended(${k + 2}, 0))" for k in range(len(keys)))
     try:
         execute(
             conn,
-            f"SELECT set_config('lock_timeout', $1, true), {function}(hashtextextended($2, 0))",
-            (f"{int(timeout * 1000)}ms", key),
+            f"SELECT set_config('lock_timeout', $1, true), {locks}",
+            (f"{int(timeout * 1000)}ms", *keys),
         )
     except DatabaseError as exc:
         if exc.sqlstate == _LOCK_NOT_AVAILABLE:
             return False
         raise
     return True
+
+
+def _free(conn: Connection, key: str) -> bool:
+    """Whether the advisory lock named ``key`` could be shared now (it is not kept)."""
+    taken = bool(
+        scalar(conn, "SELECT pg_try_advisory_lock_shared(hashtextextended($1, 0))", (key,))
+    )
+    if taken:
+        execute(conn, "SELECT pg_advisory_unlock_shared(hashtextextended($1, 0))", (key,))
+    return taken
 
 
 def _running_load(conn: Connection, table: str, source: str | None) -> int | None:
@@ -52,9 +64,14 @@ def _running_load(conn: Connection, table: str, source: str | None) -> int | Non
 
 def hold_for_load(conn: Connection, spec: TableSpec, source: str | None, timeout: float) -> None:
     """Share the table and the tables it references; have the file (``source``) alone."""
-    for name in [c.references for c in spec.references if c.references] + [spec.name]:
-        if not _acquire(conn, f"table:{name}", shared=True, timeout=timeout):
-            raise BusyError(f"{name} is being restored; it was not free within {timeout:g} s")
+    names = [c.references for c in spec.references if c.references] + [spec.name]
+    if not _acquire(conn, *(f"table:{name}" for name in names), shared=True, timeout=timeout):
+        # one of them is being restored: which one, without waiting again
+        busy = [name for name in names if not _free(conn, f"table:{name}")]
+        raise BusyError(
+            f"{', '.join(busy) or ' or '.join(names)} is being restored; "
+            f"it was not free within {timeout:g} s"
+        )
     if source is not None and not _acquire(
         conn, f"file:{spec.name}:{source}", shared=False, timeout=timeout
     ):

@@ -325,9 +325,12 @@ def run(
                 report.seconds = round(time.perf_counter() - started, 3)
                 return report
             staged = session_stage_table(spec) if session else stage_table(load_id)
-            empty = not scalar(conn, f"SELECT EXISTS (SELECT FROM {spec.name})")
+            # a request's rows are looked up anyway (see write_request), its stage made
+            # only when it needs one
+            empty = not session and not scalar(conn, f"SELECT EXISTS (SELECT FROM {spec.name})")
             target = Target(spec, staged, load_id, probe=not empty, outcomes=outcomes)
-            _stage.create(conn, spec, staged)
+            if not session:
+                _stage.create(conn, spec, staged)
             loading = Loading(
                 spec, read, first_pass, reference_ids(conn, spec), batch_size, progress
             )

@@ -60,6 +60,11 @@ class RowsReport(msgspec.Struct, kw_only=True):
 def _text(value: Any) -> str | None:
     """A value as a CSV file would hold it; a datetime in ISO 8601 (with its zone, if any);
     a float with no fraction (JSON's ``7.0``, as pandas sends ids) as the integer it is."""
+    kind = type(value)  # the usual kinds first: most of a request's values
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
     if value is None:
         return None
     if isinstance(value, float) and value.is_integer():

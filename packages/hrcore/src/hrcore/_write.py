@@ -331,15 +331,17 @@ def write_request(
 ) -> None:
     """A request's rows (one chunk of one batch), on this connection, in this thread.
 
-    Its rejected rows are staged. When its valid rows' ids are distinct and none of
-    them is in the table (a request of new rows, the usual kind), the batch is copied
-    straight in (:func:`copy_batch`): no staging of valid rows, no upsert. Otherwise,
-    or should one of those ids be written meanwhile, its valid rows are staged too,
-    repeated ids marked, and the batch statement upserts them.
+    Its rejected rows are staged, in the session's table (made or emptied first).
+    When its valid rows' ids are distinct and the table holds none between the least
+    and the greatest of them (a request of new rows, the usual kind), the batch is
+    copied straight in (:func:`copy_batch`): no staging of valid rows, no upsert.
+    Otherwise, or should one of those ids be written meanwhile, its valid rows are
+    staged too, repeated ids marked, and the batch statement upserts them.
     """
     (batch,) = chunk.batches
     reporting = threading.Lock()
     if chunk.staged.num_rows:
+        _stage.create(conn, target.spec, target.stage)
         _stage.copy_in(conn, target.stage, chunk.staged)
     if _all_new(conn, target, batch):
         counts = copy_batch(conn, target, batch)
@@ -350,6 +352,8 @@ def write_request(
             bumps = 1 if batch.rows.num_rows else 0  # a COPY fires the INSERT triggers only
             _report(counts, bumps, target, tally, progress, reporting)
             return
+    if not chunk.staged.num_rows:
+        _stage.create(conn, target.spec, target.stage)
     if batch.rows.num_rows:
         _stage.copy_in(conn, target.stage, batch.rows)
         _stage.mark_duplicates(conn, target.stage)
