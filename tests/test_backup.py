@@ -317,7 +317,8 @@ def test_a_load_waits_for_a_running_restore_and_applies_over_it(
             lambda: (
                 query(
                     loaded,
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' "
                     "AND query LIKE 'LOCK TABLE hired_employees%'",
                 )
                 == [(1,)]
@@ -354,7 +355,8 @@ def test_a_load_during_a_restore_of_a_table_it_references_waits_a_bounded_time_a
             lambda: (
                 query(
                     loaded,
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' "
                     "AND query LIKE 'LOCK TABLE jobs%'",
                 )
                 == [(1,)]

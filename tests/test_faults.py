@@ -76,7 +76,8 @@ def backend(url: str, pid: int) -> tuple[str, str | None, str] | None:
 def writers(url: str, load_id: int) -> list[int]:
     """The backends of a load's writers: they say which load they write for."""
     return [pid for (pid,) in query(
-        url, "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+        url, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = $1",
         (f"hrcore writer of load {load_id}",),
     )]  # fmt: skip
 
@@ -332,7 +333,7 @@ def test_a_backup_to_s3_failing_midway_leaves_no_object(
         lambda: hrcore.backup("hired_employees", to=f"s3://{bucket}/backups/", database_url=refs)
     )
     streaming = (
-        "FROM pg_stat_activity WHERE application_name = 'hrcore' "
+        "FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'hrcore' "
         "AND query LIKE 'COPY (SELECT id, name%' AND pid <> pg_backend_pid()"
     )
     wait_until(lambda: query(refs, f"SELECT count(*) {streaming}") == [(1,)], "the backup streams")

@@ -113,7 +113,8 @@ def transaction(url: str) -> Iterator[Connection]:
 def waiting_on_a_lock(url: str, statement: str) -> bool:
     return query(
         url,
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND query LIKE $1",
         (statement + "%",),
     ) == [(1,)]
 

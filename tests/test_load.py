@@ -19,7 +19,10 @@ def employees(ids: range, name: str = "N") -> str:
     return "".join(f"{i},{name}{i},2021-03-01T10:00:00Z,{i % 3 + 1},{i % 3 + 1}\n" for i in ids)
 
 
-WRITERS = "FROM pg_stat_activity WHERE application_name LIKE 'hrcore writer of load %'"
+WRITERS = (
+    "FROM pg_stat_activity WHERE datname = current_database() "
+    "AND application_name LIKE 'hrcore writer of load %'"
+)
 
 
 def writer_sessions(url: str) -> int:

@@ -79,7 +79,8 @@ def test_an_id_repeated_in_new_ids_keeps_its_last_row(refs: str) -> None:
 def copy_waiting_on_a_lock(url: str) -> bool:
     waiting = query(
         url,
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' "
         "AND query LIKE 'COPY %hired_employees%'",
     )
     return int(waiting[0][0]) == 1

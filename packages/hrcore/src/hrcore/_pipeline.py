@@ -312,7 +312,9 @@ def run(
                         raise BusyError(f"load {queued[0]} is running on another worker")
                     return _ledger.report(conn, queued[0])
                 load_id = queued[0]
-            before = _changes.read(conn, _changes.watched(spec))
+            # only a load of content with an identity (a file) can be repeated later, so
+            # only it notes the state it leaves its tables in (a request does not)
+            before = _changes.read(conn, _changes.watched(spec)) if identity is not None else {}
             same = (
                 _ledger.same_work(conn, load_id, spec, identity, _changes.state(before))
                 if identity is not None and not verify
@@ -342,7 +344,7 @@ def run(
                 conn,
                 load_id,
                 staged=not session,
-                table_state=_changes.left(conn, spec, before, tally.bumps),
+                table_state=_changes.left(conn, spec, before, tally.bumps) if before else None,
             )
             report = _ledger.report(conn, load_id)
             _locks.release_all(conn)

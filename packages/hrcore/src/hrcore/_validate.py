@@ -35,6 +35,9 @@ _ISO_DATETIME = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]"  # date and time (no second 60)
     r"(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})$"  # fraction, zone
 )
+# up to this many rows (a request's), the in-memory engine: the streaming one's fixed
+# cost is about 2 ms more on 1000 rows here (medians of 30 calls, alternating)
+SMALL = 10_000
 NUL_SHOWN = "\u2400"  # a NUL byte as the ledger shows it (PostgreSQL text cannot hold one)
 
 
@@ -223,5 +226,5 @@ def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]
             "reasons",
             *carried,
         )
-        .collect()
+        .collect(engine="in-memory" if lines.height <= SMALL else "auto")
     )
