@@ -125,6 +125,17 @@ FROM_THE_TABLE = """SELECT extract(year FROM datetime AT TIME ZONE 'UTC')::int,
     count(*)::bigint FROM hired_employees GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"""
 
 
+def waiting_on_a_lock(url: str, statement: str) -> bool:
+    """Whether one session of this database waits on a lock in a statement that starts
+    with ``statement``."""
+    return query(
+        url,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND query LIKE $1",
+        (statement + "%",),
+    ) == [(1,)]
+
+
 def summary_is_exact(url: str) -> bool:
     """The metrics' summary (folded counts plus deltas) equals a count of the table."""
     return query(url, SUMMARY) == query(url, FROM_THE_TABLE)

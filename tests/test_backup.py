@@ -17,7 +17,7 @@ import hrcore
 import pytest
 from hrcore._db import connect, execute
 
-from tests.conftest import InThread, query, wait_until, write
+from tests.conftest import InThread, query, wait_until, waiting_on_a_lock, write
 from tests.test_load import Paused, waiting_on_an_advisory_lock
 
 EMPLOYEES = (
@@ -314,15 +314,7 @@ def test_a_load_waits_for_a_running_restore_and_applies_over_it(
         )
         restoring.start()
         wait_until(
-            lambda: (
-                query(
-                    loaded,
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' "
-                    "AND query LIKE 'LOCK TABLE hired_employees%'",
-                )
-                == [(1,)]
-            ),
+            lambda: waiting_on_a_lock(loaded, "LOCK TABLE hired_employees"),
             "the restore waits for its table",
         )
         loading = threading.Thread(
@@ -352,15 +344,7 @@ def test_a_load_during_a_restore_of_a_table_it_references_waits_a_bounded_time_a
         execute(blocker, "LOCK TABLE jobs IN ROW EXCLUSIVE MODE")
         restoring = InThread(lambda: hrcore.restore("jobs", from_=saved.uri, database_url=loaded))
         wait_until(
-            lambda: (
-                query(
-                    loaded,
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' "
-                    "AND query LIKE 'LOCK TABLE jobs%'",
-                )
-                == [(1,)]
-            ),
+            lambda: waiting_on_a_lock(loaded, "LOCK TABLE jobs"),
             "the restore waits for its table",
         )
         with pytest.raises(hrcore.BusyError, match=r"^jobs is being restored; it was not free"):

@@ -12,7 +12,7 @@ import hrcore
 import pytest
 from hrcore._db import Connection, connect, execute
 
-from tests.conftest import InThread, query, wait_until, write
+from tests.conftest import InThread, query, wait_until, waiting_on_a_lock, write
 
 EMPLOYEE = "INSERT INTO hired_employees VALUES ({id}, 'x', '2021-05-05T00:00:00Z', {dept}, {job})"
 
@@ -108,15 +108,6 @@ def test_what_no_employee_needs_can_be_removed_renamed_or_rekeyed(company: str) 
 def transaction(url: str) -> Iterator[Connection]:
     with connect(url, autocommit=False) as conn:
         yield conn
-
-
-def waiting_on_a_lock(url: str, statement: str) -> bool:
-    return query(
-        url,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND wait_event_type = 'Lock' AND query LIKE $1",
-        (statement + "%",),
-    ) == [(1,)]
 
 
 @pytest.mark.parametrize("ending", ["commit", "rollback"])

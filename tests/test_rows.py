@@ -8,17 +8,8 @@ from typing import Any
 import hrcore
 from hrcore._db import connect, execute
 
-from tests.conftest import InThread, query, summary_is_exact, wait_until
-
-
-def employee(i: int, name: str = "N", job_id: int = 2) -> dict[str, Any]:
-    return {
-        "id": i,
-        "name": f"{name}{i}",
-        "datetime": "2021-03-01T10:00:00Z",
-        "department_id": i % 3 + 1,
-        "job_id": job_id,
-    }
+from tests.conftest import InThread, query, summary_is_exact, wait_until, waiting_on_a_lock
+from tests.test_api import employee
 
 
 def outcomes(report: hrcore.RowsReport) -> list[str]:
@@ -55,7 +46,7 @@ def test_new_ids_with_a_bad_row_land_with_the_bad_row_logged(refs: str) -> None:
 
 def test_new_ids_among_stored_ones_are_upserted_with_the_stored_ones(refs: str) -> None:
     hrcore.load_rows("hired_employees", [employee(i) for i in (1, 2, 100)], database_url=refs)
-    rows = [employee(50), employee(100, name="New"), employee(150), employee(2)]
+    rows = [employee(50), employee(100, name="New100"), employee(150), employee(2)]
 
     report = hrcore.load_rows("hired_employees", rows, database_url=refs)
 
@@ -76,16 +67,6 @@ def test_an_id_repeated_in_new_ids_keeps_its_last_row(refs: str) -> None:
     assert ledger(refs, report.load_id) == [("succeeded", 3, 2, 0, 0, 1)]
 
 
-def copy_waiting_on_a_lock(url: str) -> bool:
-    waiting = query(
-        url,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND wait_event_type = 'Lock' "
-        "AND query LIKE 'COPY %hired_employees%'",
-    )
-    return int(waiting[0][0]) == 1
-
-
 def test_a_new_id_someone_writes_meanwhile_is_upserted_instead(refs: str) -> None:
     hrcore.load_rows("hired_employees", [employee(1)], database_url=refs)
     # 40-44 are free when the request looks, but a psql user is writing 42 meanwhile
@@ -93,7 +74,7 @@ def test_a_new_id_someone_writes_meanwhile_is_upserted_instead(refs: str) -> Non
         execute(other, "INSERT INTO hired_employees VALUES (42, 'other', now(), 3, 3)")
         rows = [employee(i) for i in range(40, 45)]
         adding = InThread(lambda: hrcore.load_rows("hired_employees", rows, database_url=refs))
-        wait_until(lambda: copy_waiting_on_a_lock(refs), "the request's COPY waits for id 42")
+        wait_until(lambda: waiting_on_a_lock(refs, "COPY "), "the request's COPY waits for id 42")
         other.commit()
     report = adding.result()
 
