@@ -85,6 +85,17 @@ def test_rows_checked_together_keep_their_order_and_each_its_own_reasons() -> No
     assert checked.filter(pl.col("reasons").is_null())["name"].to_list() == ["Ann", "Bo"] * 2
 
 
+def test_a_quoted_name_is_kept_without_its_quotes() -> None:
+    text = b"".join(
+        b"%d,%s,2021-07-27T16:02:08Z,1,2\n" % (i, name)
+        for i, name in enumerate([b'"Bo"', b'"B""o"', b'" Bo "'], 1)
+    )
+    checked = validate(rows_of_text(text), HIRED_EMPLOYEES, REFS)
+
+    assert checked["reasons"].to_list() == [None, None, None]
+    assert checked["name"].to_list() == ["Bo", 'B"o', "Bo"]
+
+
 def test_a_real_replacement_character_is_a_valid_name() -> None:
     assert reasons_of("1,Ann \ufffd Lee,2021-07-27T16:02:08Z,1,2") == []
 

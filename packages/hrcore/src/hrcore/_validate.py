@@ -200,8 +200,8 @@ def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]
     carried columns, in the order of ``lines``.
 
     Most rows of a real file are valid and in the common form (plain integers, a
-    ``...Z`` datetime): one pass finds and types them; only the others go through
-    every rule, to learn their reasons.
+    ``...Z`` datetime): they are found and typed first, plain lines (no quotes) as
+    they are split, and only the others go through every rule to learn their reasons.
     """
     n = len(spec.columns)
     for flag in _FLAGS - set(lines.columns):
@@ -209,35 +209,69 @@ def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]
     carried = [
         c for c in lines.columns if c not in ("line", "text", "n_fields", *_FLAGS, *_field_names(n))
     ]
-    fields = lines if "n_fields" in lines.columns else split_fields(lines, n)
-    common = {c.name: _common(c, pl.col(f"f{i}"), refs) for i, c in enumerate(spec.columns)}
-    clean = pl.all_horizontal(
-        pl.col("n_fields") == n,
-        ~pl.col("bad_utf8"),
-        ~pl.col("too_long"),
-        ~_has_nul(n),
-        *(passes for _, passes in common.values()),
-    ).fill_null(False)
-    engine: Literal["in-memory", "auto"] = "in-memory" if lines.height <= SMALL else "auto"
-    typed = (
-        fields.lazy()
-        .with_row_index("order")
-        .with_columns(clean.alias("clean"), *(v.alias(name) for name, (v, _) in common.items()))
-        .collect(engine=engine)
-    )
-    valid = typed.filter("clean").select(
-        pl.col("line").cast(pl.Int64),
-        pl.col("text").alias("raw"),
-        *spec.column_names,
-        pl.lit(None, pl.String).alias("reasons"),
-        *carried,
-        "order",
-    )
-    others = typed.filter(~pl.col("clean")).select(*fields.columns, "order")
-    if others.height == 0:
-        return valid.drop("order")
-    checked = _with_reasons(others, spec, refs, [*carried, "order"]).collect(engine=engine)
-    return pl.concat([valid, checked]).sort("order").drop("order")
+    common = _Common(spec, refs, [*carried, "order"], lines.height <= SMALL)
+    lines = lines.with_row_index("order")
+    if "n_fields" in lines.columns:  # given fields
+        valid, others = common.rows(lines.lazy(), pl.col("n_fields") == n, lines.columns)
+        found = [valid]
+    else:
+        plain = lines.lazy().with_columns(
+            parts=pl.col("text").str.split_exact(",", n).struct.rename_fields(_field_names(n + 1))
+        )
+        valid, others = common.rows(
+            plain.unnest("parts"),
+            ~pl.col("text").str.contains('"', literal=True) & pl.col(f"f{n}").is_null(),
+            lines.columns,
+        )
+        found = [valid]
+        if others.height > 0:  # quoted fields, or not the common form
+            fields = split_fields(others, n)
+            quoted, others = common.rows(fields.lazy(), pl.col("n_fields") == n, fields.columns)
+            found.append(quoted)
+    if others.height > 0:
+        found.append(
+            _with_reasons(others, spec, refs, common.carried).collect(engine=common.engine)
+        )
+    if len(found) == 1:
+        return found[0].drop("order")
+    return pl.concat(found).sort("order").drop("order")
+
+
+class _Common:
+    """Finds the valid rows in the common form among split rows."""
+
+    def __init__(
+        self, spec: TableSpec, refs: Mapping[str, pl.Series], carried: list[str], small: bool
+    ) -> None:
+        self.spec, self.carried = spec, carried
+        self.engine: Literal["in-memory", "auto"] = "in-memory" if small else "auto"
+        self.values = {
+            c.name: _common(c, pl.col(f"f{i}"), refs) for i, c in enumerate(spec.columns)
+        }
+
+    def rows(
+        self, fields: pl.LazyFrame, shaped: pl.Expr, columns: list[str]
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The valid rows among ``fields`` (``shaped``: split into the right fields),
+        typed as :func:`validate` returns them, and the others with ``columns``."""
+        clean = pl.all_horizontal(
+            shaped,
+            ~pl.col("bad_utf8"),
+            ~pl.col("too_long"),
+            ~_has_nul(len(self.spec.columns)),
+            *(passes for _, passes in self.values.values()),
+        ).fill_null(False)
+        typed = fields.with_columns(
+            clean.alias("clean"), *(v.alias(name) for name, (v, _) in self.values.items())
+        ).collect(engine=self.engine)
+        valid = typed.filter("clean").select(
+            pl.col("line").cast(pl.Int64),
+            pl.col("text").alias("raw"),
+            *self.spec.column_names,
+            pl.lit(None, pl.String).alias("reasons"),
+            *self.carried,
+        )
+        return valid, typed.filter(~pl.col("clean")).select(columns)
 
 
 def _has_nul(n: int) -> pl.Expr:
