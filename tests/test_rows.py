@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import hrcore
+import msgspec
 from hrcore._db import connect, execute
 
 from tests.conftest import InThread, query, summary_is_exact, wait_until, waiting_on_a_lock
@@ -63,6 +64,9 @@ def test_an_id_repeated_in_new_ids_keeps_its_last_row(refs: str) -> None:
 
     assert outcomes(report) == ["rejected", "inserted", "inserted"]
     assert [(r.index, r.reasons) for r in report.rejected] == [(0, ["duplicate_id"])]
+    assert query(refs, f"SELECT raw FROM rejected_rows WHERE load_id = {report.load_id}") == [
+        (msgspec.json.encode(rows[0]).decode(),)
+    ]
     assert stored(refs, [30, 31]) == [(30, "N30"), (31, "N31")]
     assert ledger(refs, report.load_id) == [("succeeded", 3, 2, 0, 0, 1)]
 

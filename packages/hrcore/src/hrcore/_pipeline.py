@@ -404,7 +404,7 @@ class Loading:
                     self.spec, rows, self.refs, self.batch_size, self.progress, should_stop,
                     set_aside,
                 )  # fmt: skip
-                for chunk in stager.split_chunks():
+                for chunk in stager.split_chunks(valid_raw=False):
                     if chunk.staged.num_rows:
                         _stage.copy_in(conn, target.stage, chunk.staged)
                     pool.give_chunk(chunk)

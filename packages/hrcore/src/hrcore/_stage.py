@@ -155,9 +155,15 @@ class Stager:
         for numbered, batches in self._each():
             yield self._arrow(numbered), batches
 
-    def split_chunks(self) -> Iterator[Chunk]:
+    def split_chunks(self, *, valid_raw: bool = True) -> Iterator[Chunk]:
         """Each chunk as the rows to stage at once (rejected or set aside) and the
-        batches it completes, their valid rows apart (see :class:`Chunk`)."""
+        batches it completes, their valid rows apart (see :class:`Chunk`).
+
+        Without ``valid_raw``, the valid rows of the batches leave their line out
+        (``raw`` null: less to stage). Only a file's load may: its batched rows'
+        ids come once in the file (the others are set aside), so none of them can
+        become a duplicate and be rejected with its line.
+        """
         batch, reasons = pl.col("batch"), pl.col("reasons")
         for numbered, batches in self._each():
             straight = batch.is_not_null() & reasons.is_null()
@@ -170,6 +176,8 @@ class Stager:
             # each batch's rows by id: concurrent loads of the same ids take their row
             # locks in the same order, so they wait for each other but never deadlock
             valid = numbered.filter(straight).sort("batch", self.spec.key)
+            if not valid_raw:
+                valid = valid.with_columns(raw=pl.lit(None, pl.String))
             sizes = dict(valid.group_by("batch").len().iter_rows())
             rows, start, parts = self._arrow(valid), 0, []
             for n in batches:

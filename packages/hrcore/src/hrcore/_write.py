@@ -149,12 +149,14 @@ def record_unchanged(
         conn,
         f"""WITH span AS MATERIALIZED (
             SELECT * FROM {stage} WHERE batch BETWEEN {batches.start:d} AND {batches.stop - 1:d}
-        ), changing AS (
-            SELECT DISTINCT s.batch FROM span AS s WHERE s.reasons IS NULL AND NOT EXISTS (
-                SELECT FROM {spec.name} AS t WHERE t.{spec.key} = s.{spec.key}
-                AND ({stored}, NULL) IS NOT DISTINCT FROM ({staged}, NULL))
+        ), counted AS (
+            SELECT batch, count(*) AS n, count(*) FILTER (WHERE reasons IS NULL) AS valid
+            FROM span GROUP BY batch
         ), quiet AS (
-            SELECT batch FROM span EXCEPT SELECT batch FROM changing
+            SELECT * FROM counted WHERE batch NOT IN (
+                SELECT s.batch FROM span AS s WHERE s.reasons IS NULL AND NOT EXISTS (
+                    SELECT FROM {spec.name} AS t WHERE t.{spec.key} = s.{spec.key}
+                    AND ({stored}, NULL) IS NOT DISTINCT FROM ({staged}, NULL)))
         ), rejected AS (
             INSERT INTO rejected_rows (load_id, line_number, raw, reasons)
             SELECT {target.load_id:d}, line, raw, string_to_array(reasons, ',') FROM span
@@ -162,9 +164,7 @@ def record_unchanged(
         )
         INSERT INTO load_batches
             (load_id, batch, rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected)
-        SELECT {target.load_id:d}, batch, count(*), 0, 0, count(*) FILTER (WHERE reasons IS NULL),
-            count(*) FILTER (WHERE reasons IS NOT NULL)
-        FROM span WHERE batch IN (SELECT batch FROM quiet) GROUP BY batch
+        SELECT {target.load_id:d}, batch, n, 0, 0, valid, n - valid FROM quiet
         RETURNING batch, rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected""",
     )
     return {int(r[0]): tuple(int(n) for n in r[1:]) for r in rows}
