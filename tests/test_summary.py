@@ -9,6 +9,7 @@ from pathlib import Path
 import hrcore
 import polars as pl
 from click.testing import CliRunner
+from hrcore import _summary
 from hrcore._db import connect, execute
 from hrcore._schema import SCHEMA_VERSION
 from hrcore.cli import main
@@ -78,6 +79,31 @@ def test_the_summary_stays_exact_whoever_writes_the_employees(db: str, tmp_path:
     query(db, "TRUNCATE hired_employees")
     metrics_are_exact(db)
     assert (deltas(db), query(db, "SELECT count(*) FROM hire_counts")) == (0, [(0,)])
+
+
+def test_many_deltas_fold_into_exact_counts_a_page_at_a_time(db: str, tmp_path: Path) -> None:
+    hrcore.write_sample(tmp_path, rows=300, seed=5, dirty=0)
+    hrcore.load_all(tmp_path, database_url=db)
+    for k in range(23):  # each statement leaves one delta
+        first = 1000 + 20 * k
+        query(
+            db,
+            f"INSERT INTO hired_employees SELECT g, 'M' || g, timestamptz '2021-01-01Z' "
+            f"+ g * interval '5 days', 1 + g % 12, 1 + g % 183 "
+            f"FROM generate_series({first}, {first + 19}) g",
+        )
+    query(
+        db, "UPDATE hired_employees SET datetime = datetime + interval '45 days' WHERE id % 4 = 0"
+    )
+    query(db, "DELETE FROM hired_employees WHERE id % 9 = 0")
+    assert deltas(db) == 25
+
+    with connect(db) as conn:
+        assert _summary.compact(conn, page=4)
+
+    assert deltas(db) == 0
+    metrics_are_exact(db)
+    assert query(db, "SELECT count(*) FROM hire_counts WHERE hires <= 0") == [(0,)]
 
 
 def test_a_summary_left_stale_by_bypassed_triggers_is_rebuilt(db: str, tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ bypasses the triggers.
 
 from __future__ import annotations
 
-from hrcore._db import Connection, execute, scalar
+import polars as pl
+
+from hrcore._db import Connection, execute, fetch_frame, scalar
 
 _UTC = "AT TIME ZONE 'UTC'"
 _KEY = (
@@ -22,6 +24,7 @@ _KEY = (
     "department_id, job_id"
 )
 _COMPACT_LOCK = 0x68726331  # advisory lock key: one compaction at a time
+FOLD_PAGE = 250  # delta rows moved out at a time: about 6 MB of arrays for 1000-row batches
 
 TABLES_DDL = (
     """CREATE TABLE IF NOT EXISTS hire_counts (
@@ -100,34 +103,63 @@ def counts_of_year(year_param: str = "$1::int") -> str:
     WHERE u.y = {year_param}"""
 
 
-def compact(conn: Connection) -> bool:
+def compact(conn: Connection, page: int = FOLD_PAGE) -> bool:
     """Fold the deltas into ``hire_counts``, in one transaction; False when another
-    compaction runs (it will fold these in too)."""
+    compaction runs (it will fold these in too).
+
+    The deltas are moved out ``page`` rows at a time and summed here, in Polars; only
+    the sums go back. Summing them in SQL (unnest, then a hash aggregate) took about
+    twice as long, all of it on the server: 0.8 to 1.1 s for the million pairs a
+    first load of 1M employees leaves, against 0.5 s here (see README).
+    """
     execute(conn, "BEGIN")
     try:
         if not scalar(conn, f"SELECT pg_try_advisory_xact_lock({_COMPACT_LOCK})"):
             execute(conn, "ROLLBACK")
             return False
-        execute(
-            conn,
-            """WITH moved AS (DELETE FROM hire_count_deltas RETURNING *),
-            summed AS (
-                SELECT u.y, u.q, u.d, u.j, sum(u.n::int) AS n  -- a statement's counts fit
-                FROM moved, unnest(years, quarters, department_ids, job_ids, hires)
-                    AS u(y, q, d, j, n)  -- an integer; summed as bigint, not as numeric
-                GROUP BY 1, 2, 3, 4 HAVING sum(u.n::int) <> 0 ORDER BY 1, 2, 3, 4
+        sums = _moved_out(conn, page)
+        if sums.height:
+            execute(
+                conn,
+                """INSERT INTO hire_counts AS c (year, quarter, department_id, job_id, hires)
+                SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::bigint[])
+                ON CONFLICT (year, quarter, department_id, job_id)
+                DO UPDATE SET hires = c.hires + excluded.hires""",
+                tuple("{" + ",".join(map(str, sums[c])) + "}" for c in _DELTA_COLUMNS),
             )
-            INSERT INTO hire_counts AS c (year, quarter, department_id, job_id, hires)
-            SELECT y, q, d, j, n FROM summed
-            ON CONFLICT (year, quarter, department_id, job_id)
-            DO UPDATE SET hires = c.hires + excluded.hires""",
-        )
         execute(conn, "DELETE FROM hire_counts WHERE hires = 0")
         execute(conn, "COMMIT")
     except BaseException:
         execute(conn, "ROLLBACK")
         raise
     return True
+
+
+def _moved_out(conn: Connection, page: int) -> pl.DataFrame:
+    """In the caller's transaction: the deltas deleted, ``page`` rows at a time, and
+    their counts summed by key, in key order (keys that sum to 0 left out). Deltas
+    appended meanwhile are taken too, up to one page more than there were."""
+    pending = int(scalar(conn, "SELECT count(*) FROM hire_count_deltas"))
+    keys = list(_DELTA_COLUMNS[:4])
+    sums = pl.DataFrame(schema=dict.fromkeys(keys, pl.Int32) | {"hires": pl.Int64})
+    for _ in range(-(-pending // page) + 1):
+        moved = fetch_frame(
+            conn,
+            f"""DELETE FROM hire_count_deltas WHERE ctid = ANY(ARRAY(
+                SELECT ctid FROM hire_count_deltas LIMIT {page:d}))
+            RETURNING years AS year, quarters AS quarter, department_ids AS department_id,
+                job_ids AS job_id, hires""",
+        )
+        if moved.height == 0:
+            break
+        counted = moved.explode(_DELTA_COLUMNS).group_by(keys).agg(pl.col("hires").sum())
+        sums = (
+            pl.concat([sums, counted.cast(sums.schema)]).group_by(keys).agg(pl.col("hires").sum())
+        )
+    return sums.filter(pl.col("hires") != 0).sort(keys)
+
+
+_DELTA_COLUMNS = ("year", "quarter", "department_id", "job_id", "hires")
 
 
 def refill(conn: Connection) -> None:
