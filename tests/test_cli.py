@@ -198,6 +198,30 @@ def test_the_installed_command_runs(db: str, tmp_path: Path) -> None:
     assert json.loads(done.stdout)["loads"][0]["rows_inserted"] == 1
 
 
+def test_a_load_imports_neither_the_job_queue_nor_the_backup_format(
+    db: str, tmp_path: Path
+) -> None:
+    """They take about a fifth of a process's start; only the commands that use them
+    import them."""
+    write(tmp_path, "jobs.csv", "1,Analyst\n")
+    code = (
+        "import sys; from hrcore.cli import main; "
+        "main(['load', 'jobs', '--source', sys.argv[1], '--json'], standalone_mode=False); "
+        "print(sorted(set(m.split('.')[0] for m in sys.modules) & "
+        "{'procrastinate', 'psycopg', 'fastavro'}), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        env={**os.environ, "DATABASE_URL": db},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["loads"][0]["rows_inserted"] == 1
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
 def test_the_embedded_server_starts_on_demand_and_stops(tmp_path: Path) -> None:
     env = {"HRCORE_HOME": str(tmp_path / "home"), "DATABASE_URL": ""}
     try:

@@ -3,6 +3,8 @@
 report = hrcore.load("s3://bucket/hired_employees.csv", table="hired_employees")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from hrcore._backup import Backup, backup, backup_all, list_backups, restore
 from hrcore._db import Limits, connect, database_url, redact
 from hrcore._embedded import data_dir as embedded_data_dir
@@ -45,7 +47,6 @@ from hrcore._queries import (
     list_rows,
     list_rows_json,
 )
-from hrcore._queue import WorkerSettings, enqueue, run_worker
 from hrcore._replica import ReplicaPool, ReplicaState
 from hrcore._report import Attempt, LoadReport
 from hrcore._rows import RejectedRow, RowOutcome, RowsReport, load_rows
@@ -55,6 +56,22 @@ from hrcore._specs import TABLES, Column, TableSpec, get_table
 from hrcore._stage import Progress
 from hrcore._storage import SAMPLE_FOLDER, StoredFile, default_source, list_files
 from hrcore._validate import REASONS
+
+if TYPE_CHECKING:
+    from hrcore._queue import WorkerSettings, enqueue, run_worker
+
+_QUEUE_NAMES = ("WorkerSettings", "enqueue", "run_worker")
+
+
+def __getattr__(name: str) -> Any:
+    """The job queue's names, imported when first used: procrastinate and psycopg
+    take about a fifth of the start of a process that loads without the queue."""
+    if name in _QUEUE_NAMES:
+        from hrcore import _queue
+
+        return getattr(_queue, name)
+    raise AttributeError(f"module 'hrcore' has no attribute {name!r}")
+
 
 __all__ = [
     "MAX_BATCH_SIZE",

@@ -22,7 +22,6 @@ from itertools import islice
 from typing import Any
 
 import adbc_driver_manager
-import fastavro
 import msgspec
 import polars as pl
 import pyarrow as pa
@@ -124,6 +123,8 @@ def backup(
             nonlocal written
             for written, record in enumerate(_records(conn, spec), start=1):  # noqa: B007
                 yield record
+
+        import fastavro  # here, not at start: a load needs none of it
 
         with _storage.atomic_write(uri) as file:
             fastavro.writer(
@@ -283,6 +284,8 @@ def restore(
     uri = _storage.check_location(from_)
     limits = Limits.from_env(lock_timeout)
     url = _db.database_url(database_url)
+    import fastavro  # here, not at start: a load needs none of it
+
     with _storage.open_read(uri) as file:
         try:
             reader = fastavro.reader(file)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from procrastinate.schema import SchemaManager
-
 from hrcore import _changes, _db, _integrity, _summary
 from hrcore._db import Connection, execute, scalar
 from hrcore._errors import DatabaseError
@@ -240,4 +238,6 @@ def _make(conn: Connection) -> None:
     _summary.refill(conn)  # the rows already there when the summary is (re)made
     if scalar(conn, "SELECT to_regclass('procrastinate_jobs') IS NULL"):
         # the job queue's tables, functions and types, as procrastinate ships them
+        from procrastinate.schema import SchemaManager  # only here: slow to import
+
         _db.run_script(conn, SchemaManager.get_schema())
