@@ -209,7 +209,7 @@ def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]
     carried = [
         c for c in lines.columns if c not in ("line", "text", "n_fields", *_FLAGS, *_field_names(n))
     ]
-    common = _Common(spec, refs, [*carried, "order"], lines.height <= SMALL)
+    common = _CommonForm(spec, refs, [*carried, "order"], lines.height <= SMALL)
     lines = lines.with_row_index("order")
     if "n_fields" in lines.columns:  # given fields
         valid, others = common.rows(lines.lazy(), pl.col("n_fields") == n, lines.columns)
@@ -237,7 +237,7 @@ def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]
     return pl.concat(found).sort("order").drop("order")
 
 
-class _Common:
+class _CommonForm:
     """Finds the valid rows in the common form among split rows."""
 
     def __init__(
