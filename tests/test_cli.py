@@ -178,17 +178,11 @@ def test_every_command_has_help_text() -> None:
                 assert words(param.help) in shown, (path, param.opts[0])
 
 
-def test_the_installed_command_runs(db: str, tmp_path: Path) -> None:
-    write(tmp_path, "jobs.csv", "1,Analyst\n")
+def loads_one_job(db: str, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` (a load of one job, with ``--json``) in a process of its own;
+    check it inserted that job."""
     done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "hrcore"),
-            "load",
-            "jobs",
-            "--source",
-            str(tmp_path),
-            "--json",
-        ],
+        command,
         env={**os.environ, "DATABASE_URL": db},
         capture_output=True,
         text=True,
@@ -196,6 +190,13 @@ def test_the_installed_command_runs(db: str, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["loads"][0]["rows_inserted"] == 1
+    return done
+
+
+def test_the_installed_command_runs(db: str, tmp_path: Path) -> None:
+    write(tmp_path, "jobs.csv", "1,Analyst\n")
+    hrcore_command = str(Path(sys.executable).parent / "hrcore")
+    loads_one_job(db, [hrcore_command, "load", "jobs", "--source", str(tmp_path), "--json"])
 
 
 def test_a_load_imports_neither_the_job_queue_nor_the_backup_format(
@@ -210,15 +211,7 @@ def test_a_load_imports_neither_the_job_queue_nor_the_backup_format(
         "print(sorted(set(m.split('.')[0] for m in sys.modules) & "
         "{'procrastinate', 'psycopg', 'fastavro'}), file=sys.stderr)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)],
-        env={**os.environ, "DATABASE_URL": db},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["loads"][0]["rows_inserted"] == 1
+    done = loads_one_job(db, [sys.executable, "-c", code, str(tmp_path)])
     assert done.stderr.strip().splitlines()[-1] == "[]"
 
 

@@ -25,6 +25,7 @@ _KEY = (
 )
 _COMPACT_LOCK = 0x68726331  # advisory lock key: one compaction at a time
 FOLD_PAGE = 250  # delta rows moved out at a time: about 6 MB of arrays for 1000-row batches
+_DELTA_COLUMNS = ("year", "quarter", "department_id", "job_id", "hires")  # as a fold sums them
 
 TABLES_DDL = (
     """CREATE TABLE IF NOT EXISTS hire_counts (
@@ -157,9 +158,6 @@ def _moved_out(conn: Connection, page: int) -> pl.DataFrame:
             pl.concat([sums, counted.cast(sums.schema)]).group_by(keys).agg(pl.col("hires").sum())
         )
     return sums.filter(pl.col("hires") != 0).sort(keys)
-
-
-_DELTA_COLUMNS = ("year", "quarter", "department_id", "job_id", "hires")
 
 
 def refill(conn: Connection) -> None:

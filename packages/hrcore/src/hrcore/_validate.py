@@ -106,18 +106,23 @@ def split_fields(lines: pl.DataFrame, n: int) -> pl.DataFrame:
     return pl.concat([plain, regular, parsed], how="diagonal_relaxed").sort("line")
 
 
+def _utc_second(value: pl.Expr) -> pl.Expr:
+    """The common ``2021-07-27T16:02:08Z`` shape as a UTC datetime; null otherwise.
+    Second 60 is refused: PostgreSQL would move a leap second into the next minute."""
+    return (
+        pl.when(value.str.contains(_UTC_SECOND))
+        .then(value.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%SZ", strict=False))
+        .dt.replace_time_zone("UTC")
+    )
+
+
 def _parse_datetimes(values: pl.Series) -> pl.Series:
     """ISO 8601 with a zone to UTC; null when not such a datetime or not a real one.
 
     The common ``2021-07-27T16:02:08Z`` shape takes a fast fixed format; only the
     other values (offsets, fractions, mistakes) go through the general parse.
     """
-    fast = pl.select(
-        # second 60 is refused: PostgreSQL would move a leap second into the next minute
-        pl.when(values.str.contains(_UTC_SECOND))
-        .then(values.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%SZ", strict=False))
-        .dt.replace_time_zone("UTC")
-    ).to_series()
+    fast = pl.select(_utc_second(pl.lit(values))).to_series()
     rest = (fast.is_null() & values.is_not_null() & (values != "")).arg_true()
     if rest.len() > 0:
         others = values.gather(rest)
@@ -174,11 +179,7 @@ def _common(
         value = field.str.strip_chars()
         return value, value != ""
     if column.kind == "datetime":
-        value = (
-            pl.when(field.str.contains(_UTC_SECOND))
-            .then(field.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%SZ", strict=False))
-            .dt.replace_time_zone("UTC")
-        )
+        value = _utc_second(field)
         return value, value.dt.year().is_between(1, 9999)
     number = field.str.to_integer(strict=False)  # what the rules take, stripped or not
     passes = number.is_between(1, MAX_ID)
@@ -209,9 +210,11 @@ def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]
     carried = [
         c for c in lines.columns if c not in ("line", "text", "n_fields", *_FLAGS, *_field_names(n))
     ]
-    common = _CommonForm(spec, refs, [*carried, "order"], lines.height <= SMALL)
+    given = "n_fields" in lines.columns  # fields, not lines: their NULs are looked for too
+    nul = _has_nul(n if given else 0)
+    common = _CommonForm(spec, refs, [*carried, "order"], nul, lines.height <= SMALL)
     lines = lines.with_row_index("order")
-    if "n_fields" in lines.columns:  # given fields
+    if given:
         valid, others = common.rows(lines.lazy(), pl.col("n_fields") == n, lines.columns)
         found = [valid]
     else:
@@ -230,7 +233,7 @@ def validate(lines: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series]
             found.append(quoted)
     if others.height > 0:
         found.append(
-            _with_reasons(others, spec, refs, common.carried).collect(engine=common.engine)
+            _with_reasons(others, spec, refs, common.carried, nul).collect(engine=common.engine)
         )
     if len(found) == 1:
         return found[0].drop("order")
@@ -241,9 +244,14 @@ class _CommonForm:
     """Finds the valid rows in the common form among split rows."""
 
     def __init__(
-        self, spec: TableSpec, refs: Mapping[str, pl.Series], carried: list[str], small: bool
+        self,
+        spec: TableSpec,
+        refs: Mapping[str, pl.Series],
+        carried: list[str],
+        nul: pl.Expr,
+        small: bool,
     ) -> None:
-        self.spec, self.carried = spec, carried
+        self.spec, self.carried, self.nul = spec, carried, nul
         self.engine: Literal["in-memory", "auto"] = "in-memory" if small else "auto"
         self.values = {
             c.name: _common(c, pl.col(f"f{i}"), refs) for i, c in enumerate(spec.columns)
@@ -258,7 +266,7 @@ class _CommonForm:
             shaped,
             ~pl.col("bad_utf8"),
             ~pl.col("too_long"),
-            ~_has_nul(len(self.spec.columns)),
+            ~self.nul,
             *(passes for _, passes in self.values.values()),
         ).fill_null(False)
         typed = fields.with_columns(
@@ -275,8 +283,8 @@ class _CommonForm:
 
 
 def _has_nul(n: int) -> pl.Expr:
-    """A NUL in the line, or in one of its fields (a line's fields are pieces of its
-    text; given fields not)."""
+    """A NUL in the line, or in one of its first ``n`` fields (given fields: a line's
+    fields are pieces of its text, so 0 for lines)."""
     return pl.any_horizontal(
         pl.col("text").str.contains("\x00", literal=True),
         *(pl.col(f"f{i}").str.contains("\x00", literal=True).fill_null(False) for i in range(n)),
@@ -284,7 +292,11 @@ def _has_nul(n: int) -> pl.Expr:
 
 
 def _with_reasons(
-    fields: pl.DataFrame, spec: TableSpec, refs: Mapping[str, pl.Series], carried: list[str]
+    fields: pl.DataFrame,
+    spec: TableSpec,
+    refs: Mapping[str, pl.Series],
+    carried: list[str],
+    nul: pl.Expr,
 ) -> pl.LazyFrame:
     """Every rule on split rows: their typed values and reasons."""
     n = len(spec.columns)
@@ -299,7 +311,7 @@ def _with_reasons(
     n_fields = pl.col("n_fields")
     shape_bad = {
         "encoding": pl.col("bad_utf8"),
-        "nul_byte": _has_nul(n),
+        "nul_byte": nul,
         "line_too_long": pl.col("too_long"),
         "bad_quoting": n_fields.is_null() & ~pl.col("too_long"),
         "field_count": (n_fields != len(spec.columns)) & ~pl.col("too_long"),
